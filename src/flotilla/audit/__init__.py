@@ -1,0 +1,1 @@
+"""flotilla.audit (see DESIGN.md)."""

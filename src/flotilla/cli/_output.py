@@ -1,0 +1,70 @@
+"""Shared CLI plumbing: consoles, JSON output, error exits, opening the workspace."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+
+from flotilla.settings import Settings
+
+if TYPE_CHECKING:
+    from flotilla.workspace import Workspace
+
+__all__ = ["STATE", "console", "emit_json", "err_console", "fail", "open_workspace", "settings"]
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+
+
+@dataclass
+class _State:
+    debug: bool = False
+
+
+STATE = _State()
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, set | frozenset):
+        return sorted(obj)
+    return str(obj)
+
+
+def emit_json(data: Any) -> None:
+    """Write ``data`` as indented JSON to stdout."""
+    sys.stdout.write(
+        orjson.dumps(
+            data, default=_default, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+        ).decode()
+        + "\n"
+    )
+    sys.stdout.flush()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear error line to stderr and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    """Settings from the environment (``FLOTILLA_*``), built at the edge."""
+    return Settings.from_env()
+
+
+def open_workspace() -> Workspace:
+    """Open the workspace of the current settings, applying migrations on first use."""
+    from flotilla.workspace import Workspace
+
+    return Workspace.open(settings())

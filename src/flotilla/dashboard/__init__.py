@@ -1,0 +1,1 @@
+"""flotilla.dashboard (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""flotilla.evaluation (see DESIGN.md)."""

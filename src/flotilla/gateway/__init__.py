@@ -1,0 +1,1 @@
+"""flotilla.gateway (see DESIGN.md)."""

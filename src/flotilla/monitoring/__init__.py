@@ -1,0 +1,1 @@
+"""flotilla.monitoring (see DESIGN.md)."""

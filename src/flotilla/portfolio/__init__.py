@@ -1,0 +1,1 @@
+"""flotilla.portfolio (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""flotilla.records (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""flotilla.registry (see DESIGN.md)."""

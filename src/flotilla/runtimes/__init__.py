@@ -1,0 +1,1 @@
+"""flotilla.runtimes (see DESIGN.md)."""
