@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/flotilla quickstart --serve-demo
+	$(BIN)/flotilla quickstart 
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -6,6 +6,7 @@ explicitly by the CLI and the app factory.
 
 from __future__ import annotations
 
+import getpass
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -97,10 +98,17 @@ class Settings:
             values["artifact_root"] = Path(env[_PREFIX + "ARTIFACT_ROOT"])
         if env.get(_PREFIX + "RECORDS_ROOT"):
             values["records_root"] = Path(env[_PREFIX + "RECORDS_ROOT"])
-        values["actor"] = env.get(_PREFIX + "ACTOR") or env.get("USER") or "unknown"
+        values["actor"] = env.get(_PREFIX + "ACTOR") or env.get("USER") or _login_name()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
     def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"

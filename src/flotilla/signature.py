@@ -346,8 +346,8 @@ class Signature:
                 problem = check(value)
                 if problem is not None:
                     out.append(Violation(row, name, problem))
-            if known is not None and len(rec) > len(known):
-                for extra in rec.keys() - known:
+            if known is not None and not known.issuperset(rec):
+                for extra in sorted(map(str, rec.keys() - known)):
                     out.append(Violation(row, str(extra), "is not an input of this model"))
         return out
 

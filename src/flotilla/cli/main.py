@@ -8,7 +8,16 @@ import traceback
 import click
 import typer
 
-from flotilla.cli import _audit, _deploy, _evaluation, _monitor, _records, _registry
+from flotilla.cli import (
+    _audit,
+    _deploy,
+    _evaluation,
+    _monitor,
+    _quickstart,
+    _records,
+    _registry,
+    _serve,
+)
 from flotilla.cli._groups import Groups
 from flotilla.cli._output import STATE, err_console
 from flotilla.errors import FlotillaError
@@ -35,7 +44,7 @@ def _root(
 groups = Groups.create()
 for name, sub in groups.items():
     app.add_typer(sub, name=name)
-for module in (_registry, _deploy, _records, _evaluation, _monitor, _audit):
+for module in (_registry, _deploy, _serve, _records, _evaluation, _monitor, _audit, _quickstart):
     module.register(app, groups)
 
 

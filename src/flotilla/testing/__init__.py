@@ -6,6 +6,26 @@
 
 from __future__ import annotations
 
+from flotilla.testing._checks import (
+    RUNTIME_CHECKS,
+    Check,
+    CheckReport,
+    ConformanceError,
+    RuntimeCase,
+    check_runtime,
+    parametrize_with_checks,
+    run_checks,
+)
 from flotilla.testing._clock import FakeClock
 
-__all__ = ["FakeClock"]
+__all__ = [
+    "RUNTIME_CHECKS",
+    "Check",
+    "CheckReport",
+    "ConformanceError",
+    "FakeClock",
+    "RuntimeCase",
+    "check_runtime",
+    "parametrize_with_checks",
+    "run_checks",
+]

@@ -1,0 +1,246 @@
+"""Gateway overhead: Flotilla (three-step chain) against a floor app on the same ONNX model.
+
+Run: ``.venv/bin/python bench/overhead.py [--seconds 8]``. One invocation builds a
+100-tree gradient-boosting model, exports it to ONNX, and serves it in turn with
+
+- the floor: a minimal Starlette + onnxruntime app written here (FastAPI is not installed, so
+  the floor is raw Starlette, which is itself ~100 us/request cheaper than FastAPI);
+- Flotilla: ``flotilla serve`` (one worker, uvloop + httptools) with the chain
+  ``gbm@1 -> gbm-lite@1 -> static``, with prediction records on and off;
+- mlflow's scoring server: skipped unless mlflow is installed (it is not a dependency).
+
+Load comes from a separate process on 127.0.0.1: concurrency 1 with the Python closed-loop
+client (each request's own latency), concurrency 32 with wrk when installed (else the Python
+client). Prints a table and the ratios, writes ``bench/out/overhead.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _load import (
+    free_port,
+    python_load,
+    start_server,
+    stop_server,
+    summarize,
+    wrk_load,
+)
+
+N_FEATURES = 8
+FIELDS = [f"f{i}" for i in range(N_FEATURES)]
+SIGNATURE = {
+    "inputs": [{"name": f, "type": "float"} for f in FIELDS],
+    "output": {"kind": "probability"},
+}
+ROW = {f: round(0.1 * (i + 1), 3) for i, f in enumerate(FIELDS)}
+BODY = json.dumps({"instances": [ROW]})
+OUT = Path(__file__).resolve().parent / "out"
+FLOOR = "floor (starlette+onnxruntime)"
+
+
+def build_models(folder: Path) -> tuple[Path, Path]:
+    """A 100-tree GBM and a logistic regression, exported to ONNX (no zipmap)."""
+    import numpy as np
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, N_FEATURES)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+    paths = []
+    for name, model in [
+        ("gbm", GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0)),
+        ("lite", LogisticRegression()),
+    ]:
+        model.fit(x, y)
+        onx = to_onnx(model, x[:1], options={id(model): {"zipmap": False}})
+        path = folder / f"{name}.onnx"
+        path.write_bytes(onx.SerializeToString())
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def setup_flotilla(home: Path, gbm: Path, lite: Path) -> None:
+    """Register both versions and deploy the three-step chain."""
+    from flotilla.settings import Settings
+    from flotilla.workspace import Workspace
+
+    ws = Workspace.open(Settings(home=home, actor="bench"))
+    ws.register("gbm", flavor="onnx", artifact=gbm, signature=SIGNATURE)
+    ws.register("gbm-lite", flavor="onnx", artifact=lite, signature=SIGNATURE)
+    spec = {
+        "live": "gbm@1",
+        "deadline_ms": 100,
+        "fallbacks": ["gbm-lite@1", {"static": {"value": 0.5}}],
+        "max_concurrency": 64,
+    }
+    ws.registry.put_deployment("gbm", spec, actor="bench", reason="overhead bench")
+
+
+def serve_floor(port: int, model: Path) -> None:
+    """The floor app: parse JSON, run onnxruntime, answer JSON. Nothing else."""
+    import numpy as np
+    import onnxruntime as ort
+    import orjson
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    async def predict(request: Request) -> Response:
+        data = orjson.loads(await request.body())
+        x = np.array([[r[f] for f in FIELDS] for r in data["instances"]], dtype=np.float32)
+        probs = session.run(None, {input_name: x})[1][:, 1]
+        return Response(
+            orjson.dumps({"predictions": probs.tolist()}), media_type="application/json"
+        )
+
+    async def health(request: Request) -> Response:
+        return Response(b"ok")
+
+    app = Starlette(
+        routes=[Route("/predict", predict, methods=["POST"]), Route("/healthz", health)]
+    )
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="error"
+    )
+
+
+def metrics_cost_us(n: int = 50_000) -> float:
+    """CPU microseconds of the metric updates one request makes (measured in-process)."""
+    from flotilla.monitoring.metrics import GatewayMetrics, step_label
+
+    m = GatewayMetrics().for_model("gbm")
+    step = m.step(step_label(0, static=False))
+    began = time.perf_counter()
+    for _ in range(n):
+        m.in_flight.inc()
+        step.duration.observe(0.0003)
+        m.in_flight.dec()
+        m.served("live")
+        m.duration.observe(0.0004)
+    return (time.perf_counter() - began) / n * 1e6
+
+
+def measure(name: str, port: int, path: str, seconds: float) -> dict[str, Any]:
+    rows = {}
+    one = python_load(port, [{"path": path, "body": BODY}], concurrency=1, seconds=seconds)
+    rows["c1"] = summarize(one)
+    many = wrk_load(port, path, BODY, concurrency=32, seconds=seconds)
+    if many is None:
+        many = python_load(port, [{"path": path, "body": BODY}], concurrency=32, seconds=seconds)
+    rows["c32"] = summarize(many)
+    print(f"  {name}: c1 {rows['c1']['rps']:.0f} req/s, c32 {rows['c32']['rps']:.0f} req/s")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
+    parser.add_argument("--serve-floor", nargs=2, metavar=("PORT", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_floor:
+        serve_floor(int(args.serve_floor[0]), Path(args.serve_floor[1]))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    results: dict[str, Any] = {"seconds_per_phase": args.seconds, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as tmp:
+        folder = Path(tmp)
+        console.print("building the ONNX models and the Flotilla home ...")
+        gbm, lite = build_models(folder)
+        home = folder / "home"
+        setup_flotilla(home, gbm, lite)
+        env = {**os.environ, "FLOTILLA_HOME": str(home)}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        servers = [
+            (
+                "floor (starlette+onnxruntime)",
+                [sys.executable, __file__, "--serve-floor"],
+                "/predict",
+                True,
+            ),
+            ("flotilla (records on)", ["serve"], "/v1/models/gbm:predict", False),
+            ("flotilla (records off)", ["serve", "--no-records"], "/v1/models/gbm:predict", False),
+        ]
+        for name, cmd, path, is_floor in servers:
+            port = free_port()
+            if is_floor:
+                full = [*cmd, str(port), str(gbm)]
+            else:
+                main_call = "from flotilla.cli.main import main; main()"
+                full = [sys.executable, "-c", main_call, *cmd, "--port", str(port)]
+            proc = start_server(full, port, env=env)
+            try:
+                results[name] = measure(name, port, path, args.seconds)
+            finally:
+                stop_server(proc)
+        if importlib.util.find_spec("mlflow") is None:
+            results["mlflow"] = "skipped: mlflow is not installed (pip install mlflow)"
+    results["metrics_cost_us_per_request"] = metrics_cost_us()
+    report(console, results, Table)
+
+
+def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
+    table = table_cls(title="Gateway overhead: one ONNX GBM (100 trees), 1 row per request")
+    for col in ("server", "conc.", "req/s", "p50 ms", "p99 ms", "non-2xx", "client"):
+        table.add_column(col)
+    names = [k for k, v in results.items() if isinstance(v, dict)]
+    for name in names:
+        if "c1" not in results[name]:
+            continue
+        for conc in ("c1", "c32"):
+            r = results[name][conc]
+            table.add_row(
+                name,
+                conc[1:],
+                f"{r['rps']:.0f}",
+                f"{r['p50_ms']:.3f}",
+                f"{r['p99_ms']:.3f}",
+                str(r["non_2xx"]),
+                "wrk" if r["client"].startswith("wrk") else "python",
+            )
+    console.print(table)
+    console.print(
+        "client python: closed loop, each request's own latency; "
+        "wrk: latency percentiles corrected for coordinated omission by wrk 4."
+    )
+    floor = results[FLOOR]
+    ratios = {}
+    for name in names[1:]:
+        for conc in ("c1", "c32"):
+            ratios[f"{name} / floor req/s at c{conc[1:]}"] = (
+                results[name][conc]["rps"] / floor[conc]["rps"]
+            )
+    results["ratios"] = ratios
+    for label, value in ratios.items():
+        console.print(f"{label}: {value:.2f}x")
+    console.print(f"mlflow: {results.get('mlflow', 'measured')}")
+    console.print(
+        f"metric updates per request: {results['metrics_cost_us_per_request']:.2f} us (in-process)"
+    )
+    OUT.mkdir(exist_ok=True)
+    (OUT / "overhead.json").write_text(json.dumps(results, indent=2))
+    console.print(f"written to {OUT / 'overhead.json'}")
+
+
+if __name__ == "__main__":
+    main()

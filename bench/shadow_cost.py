@@ -1,0 +1,190 @@
+"""Shadow cost: live p99 with no shadow against live p99 with a 10x slower shadow at sample 1.0.
+
+Run: ``.venv/bin/python bench/shadow_cost.py [--seconds 8]``. One invocation registers two
+tiny python models, ``live`` (sleeps ``--live-ms``, default 2 ms) and ``slow`` (sleeps ten
+times as long), and serves the same live model with ``flotilla serve`` (records on) twice:
+
+- baseline: deployment ``live@1 -> static``, no shadow;
+- shadowed: the same chain plus ``shadows: [{ref: live@2, sample: 1.0}]`` (live@2 is the slow
+  model registered as a second version of the same model).
+
+Load comes from a separate process (closed loop, concurrency 1 and 8, each request's own
+latency). Target (issue 4): live p99 with the shadow at most 5% higher than without.
+
+The bench first checks that the gateway really mirrors: after a short warm-up it counts
+records with role ``shadow``. When there are none (the gateway does not wire
+:class:`flotilla.gateway.shadow.ShadowMirror` yet), it prints that the comparison is
+SKIPPED and why, and exits 0. Writes ``bench/out/shadow_cost.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _load import free_port, python_load, start_server, stop_server, summarize
+
+OUT = Path(__file__).resolve().parent / "out"
+SIGNATURE = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "score"}}
+BODY = json.dumps({"instances": [{"x": 1.0}]})
+PATH = "/v1/models/live:predict"
+MODEL_PY = """
+import time
+
+
+class Sleeper:
+    def __init__(self, ms=2.0):
+        self.seconds = ms / 1000.0
+
+    def predict(self, records):
+        time.sleep(self.seconds)
+        return [float(r["x"]) for r in records]
+"""
+
+
+def setup(home: Path, live_ms: float) -> None:
+    """Register live@1 (fast) and live@2 (10x slower) and deploy the baseline."""
+    from flotilla.settings import Settings
+    from flotilla.workspace import Workspace
+
+    code = home.parent / "bench_sleeper.py"
+    code.write_text(MODEL_PY)
+    ws = Workspace.open(Settings(home=home, actor="bench"))
+    for ms in (live_ms, 10 * live_ms):
+        ws.register(
+            "live",
+            flavor="python",
+            artifact=code,
+            entry="bench_sleeper:Sleeper",
+            params={"ms": ms},
+            signature=SIGNATURE,
+        )
+    deploy(home, shadow=False)
+
+
+def deploy(home: Path, *, shadow: bool) -> None:
+    """Write the baseline or the shadowed deployment as a new revision."""
+    from flotilla.settings import Settings
+    from flotilla.workspace import Workspace
+
+    ws = Workspace.open(Settings(home=home, actor="bench"))
+    spec: dict[str, Any] = {
+        "model": "live",
+        "live": "live@1",
+        "deadline_ms": 1000,
+        "fallbacks": [{"static": {"value": 0.0}}],
+        "max_concurrency": 64,
+        "shadows": [{"ref": "live@2", "sample": 1.0}] if shadow else [],
+    }
+    ws.registry.put_deployment("live", spec, actor="bench", reason="shadow cost bench")
+
+
+def shadow_records(home: Path, role: str = "shadow") -> int:
+    """Records with ``role`` written so far."""
+    from flotilla.records import RecordStore
+    from flotilla.settings import Settings
+
+    store = RecordStore(Settings(home=home).records)
+    sql = f"SELECT count(*) FROM predictions WHERE role = '{role}'"
+    rows = store.query(sql).fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def serving(home: Path, env: dict[str, str]) -> tuple[Any, int]:
+    """Start ``flotilla serve`` (records on) on a free port."""
+    port = free_port()
+    call = "from flotilla.cli.main import main; main()"
+    cmd = [sys.executable, "-c", call, "serve", "--port", str(port)]
+    return start_server(cmd, port, env=env), port
+
+
+def gateway_mirrors(home: Path, env: dict[str, str]) -> bool:
+    """Preflight: with the shadow deployed, does a short burst leave shadow records?"""
+    deploy(home, shadow=True)
+    proc, port = serving(home, env)
+    try:
+        python_load(port, [{"path": PATH, "body": BODY}], concurrency=2, seconds=1.0)
+        time.sleep(2.5)  # more than one records flush interval
+    finally:
+        stop_server(proc)  # SIGTERM: the records writer flushes
+    return shadow_records(home) > 0
+
+
+def run_phase(home: Path, env: dict[str, str], seconds: float) -> dict[str, Any]:
+    """Serve, warm up, then measure at concurrency 1 and 8."""
+    proc, port = serving(home, env)
+    try:
+        python_load(port, [{"path": PATH, "body": BODY}], concurrency=2, seconds=1.0)
+        rows = {}
+        for c in (1, 8):
+            result = python_load(
+                port, [{"path": PATH, "body": BODY}], concurrency=c, seconds=seconds
+            )
+            rows[f"c{c}"] = summarize(result)
+        return rows
+    finally:
+        stop_server(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
+    parser.add_argument("--live-ms", type=float, default=2.0, help="the live model's latency")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"seconds_per_phase": args.seconds, "live_ms": args.live_ms}
+    with tempfile.TemporaryDirectory(prefix="flotilla-shadow-bench-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        setup(home, args.live_ms)
+        env = {**os.environ, "FLOTILLA_HOME": str(home)}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        print("preflight: does the gateway mirror to shadows? ...", flush=True)
+        if not gateway_mirrors(home, env):
+            results["shadow_records"] = 0
+            results["live_records"] = shadow_records(home, "live")
+            report(results)
+            return
+        deploy(home, shadow=False)
+        print("phase 1/2: no shadow ...", flush=True)
+        results["no_shadow"] = run_phase(home, env, args.seconds)
+        deploy(home, shadow=True)
+        print("phase 2/2: shadow at sample 1.0, 10x slower than live ...", flush=True)
+        results["shadow"] = run_phase(home, env, args.seconds)
+        results["shadow_records"] = shadow_records(home)
+    report(results)
+
+
+def report(results: dict[str, Any]) -> None:
+    OUT.mkdir(exist_ok=True)
+    if results["shadow_records"] == 0:
+        results["skipped"] = (
+            "the gateway wrote no shadow records in the preflight: it does not wire "
+            "flotilla.gateway.shadow.ShadowMirror into the request path yet, so there is no "
+            "shadow cost to measure"
+        )
+        print(f"SKIPPED: {results['skipped']} ({results['live_records']} live records).")
+    else:
+        for c in ("c1", "c8"):
+            base = results["no_shadow"][c]["p99_ms"]
+            shadowed = results["shadow"][c]["p99_ms"]
+            ratio = shadowed / base if base else float("nan")
+            results[f"p99_ratio_{c}"] = ratio
+            verdict = "OK" if ratio <= 1.05 else "ABOVE TARGET"
+            print(
+                f"{c}: live p99 {base:.2f} ms without shadow, {shadowed:.2f} ms with shadow: "
+                f"x{ratio:.3f} (target <= 1.05: {verdict})"
+            )
+        print(f"shadow records written: {results['shadow_records']}")
+    (OUT / "shadow_cost.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

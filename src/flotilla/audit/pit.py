@@ -1,0 +1,234 @@
+"""Point-in-time correct feature joins (DuckDB ASOF JOIN).
+
+For each event (entity, event_time) and each feature table, take the row of that entity with
+the latest ``written_at <= event_time`` (and ``written_at >= event_time - ttl`` when a TTL is
+given); rows written at the same instant are resolved by file order (the later row wins);
+no match gives nulls. ``written_at`` is when the value became available, which is what makes
+the join leak-free.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from flotilla.audit._source import (
+    DEFAULT_MEMORY_LIMIT,
+    column_type,
+    connect,
+    quote,
+    register,
+    require_columns,
+    time_sql,
+)
+from flotilla.errors import AuditError
+
+__all__ = ["FeatureTable", "point_in_time_join", "write_table"]
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """A table of feature values keyed by entity and the time each row was written.
+
+    Args:
+        source: a Parquet/CSV path, a ``pyarrow.Table`` or a ``pandas.DataFrame``.
+        entity: the entity column in this table (default: the join's ``entity``).
+        written_at: the column holding when each row's values became available.
+        features: the feature columns to take (default: every other column).
+        prefix: prepended to each feature's output name (to avoid clashes).
+    """
+
+    source: Any
+    entity: str | None = None
+    written_at: str = "written_at"
+    features: tuple[str, ...] | None = None
+    prefix: str = ""
+
+
+def _ttl_seconds(ttl: timedelta | None) -> float | None:
+    if ttl is None:
+        return None
+    if ttl.total_seconds() <= 0:
+        raise AuditError(
+            f"The 'ttl' of point_in_time_join must be a positive duration. Got {ttl} instead."
+        )
+    return ttl.total_seconds()
+
+
+def _events_view(
+    conn: duckdb.DuckDBPyConnection, events: Any, entity: str, event_time: str
+) -> list[str]:
+    columns = register(conn, "events_src", events, "events")
+    require_columns(columns, {"entity": entity, "event time": event_time}, "events")
+    ts = time_sql(conn, "events_src", event_time, "event time")
+    conn.execute(
+        "CREATE OR REPLACE VIEW events AS SELECT row_number() OVER () AS __eord, "
+        f"{ts} AS __et, * FROM events_src"
+    )
+    return columns
+
+
+def _feature_view(
+    conn: duckdb.DuckDBPyConnection,
+    i: int,
+    table: FeatureTable,
+    entity: str,
+    taken: set[str],
+    event_key_type: str,
+) -> tuple[list[tuple[str, str]], str]:
+    """Register feature table ``i`` deduplicated per (entity, written_at).
+
+    Returns the (column, output name) pairs and the SQL type both join keys are cast to.
+    """
+    src = f"ft{i}_src"
+    what = f"feature table #{i + 1}"
+    columns = register(conn, src, table.source, what)
+    key = table.entity or entity
+    require_columns(columns, {"entity": key, "written_at": table.written_at}, what)
+    feats = (
+        list(table.features)
+        if table.features is not None
+        else [c for c in columns if c not in (key, table.written_at)]
+    )
+    for feat in feats:
+        require_columns(columns, {"feature": feat}, what)
+    if not feats:
+        raise AuditError(
+            f"The {what} has no feature columns besides '{key}' and '{table.written_at}'."
+        )
+    pairs = [(f, table.prefix + f) for f in feats]
+    for _, out in pairs:
+        if out in taken:
+            raise AuditError(
+                f"The output column '{out}' of the {what} clashes with an existing column. "
+                "Give the table a prefix (FeatureTable(prefix=...) or --features PATH:PREFIX)."
+            )
+        taken.add(out)
+    ts = time_sql(conn, src, table.written_at, "written_at")
+    struct = ", ".join(f"{quote('c' + str(j))}: {quote(f)}" for j, (f, _) in enumerate(pairs))
+    key_type = "BIGINT" if event_key_type == _key_type(conn, src, key) == "BIGINT" else "VARCHAR"
+    key_sql = f"CAST({quote(key)} AS {key_type})"
+    conn.execute(
+        f"CREATE OR REPLACE VIEW ft{i}_ord AS SELECT row_number() OVER () AS __ford, "
+        f"{key_sql} AS __k, {ts} AS __w, {{{struct}}} AS __v FROM {quote(src)}"
+    )
+    conn.execute(
+        f"CREATE OR REPLACE VIEW ft{i} AS SELECT __k, __w, max_by(__v, __ford) AS __v "
+        f"FROM ft{i}_ord WHERE __k IS NOT NULL AND __w IS NOT NULL GROUP BY __k, __w"
+    )
+    return pairs, key_type
+
+
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+
+
+def _key_type(conn: duckdb.DuckDBPyConnection, view: str, column: str) -> str:
+    """Integers join as BIGINT, everything else as VARCHAR, so both sides always compare."""
+    return "BIGINT" if column_type(conn, view, column) in _INTEGERS else "VARCHAR"
+
+
+def point_in_time_join(
+    events: Any,
+    features: list[FeatureTable | str | Path],
+    *,
+    entity: str,
+    event_time: str,
+    ttl: timedelta | None = None,
+    include_written_at: bool = False,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+) -> pa.Table:
+    """Join each event to every feature table's latest value written at or before its time.
+
+    Args:
+        events: the events (Parquet/CSV path, ``pyarrow.Table`` or ``pandas.DataFrame``).
+        features: feature tables (``FeatureTable`` or paths with an ``entity`` and a
+            ``written_at`` column).
+        entity: the entity column of the events (and of the feature tables by default).
+        event_time: the event-time column; naive timestamps are UTC.
+        ttl: when given, a value older than ``event_time - ttl`` counts as missing.
+        include_written_at: add a ``<feature>__written_at`` column per feature (what
+            :func:`flotilla.audit.audit` reads to check timeliness).
+        memory_limit: DuckDB's memory limit; beyond it DuckDB spills to a temp directory.
+
+    Returns:
+        The events in their original order with one column per feature (null when missing);
+        the schema metadata key ``flotilla.features`` lists the added columns (JSON).
+
+    Raises:
+        AuditError: a missing column, an unparsable time, a name clash or a bad TTL.
+
+    Example:
+        >>> point_in_time_join("events.parquet", ["logins.parquet"],
+        ...                    entity="user_id", event_time="ts")  # doctest: +SKIP
+    """
+    ttl_s = _ttl_seconds(ttl)
+    if not features:
+        raise AuditError("point_in_time_join needs at least one feature table. Got none.")
+    conn = connect(memory_limit)
+    try:
+        original = _events_view(conn, events, entity, event_time)
+        taken = set(original)
+        key_type = _key_type(conn, "events_src", entity)
+        selects, joins = ["e.* EXCLUDE (__eord, __et)"], []
+        for i, item in enumerate(features):
+            table = item if isinstance(item, FeatureTable) else FeatureTable(source=item)
+            pairs, ktype = _feature_view(conn, i, table, entity, taken, key_type)
+            alias = f"f{i}"
+            joins.append(
+                f"ASOF LEFT JOIN ft{i} {alias} ON CAST(e.{quote(entity)} AS {ktype}) = {alias}.__k "
+                f"AND e.__et >= {alias}.__w"
+            )
+            fresh = (
+                "TRUE"
+                if ttl_s is None
+                else (
+                    f"{alias}.__w >= e.__et - to_microseconds(CAST({round(ttl_s * 1e6)} AS BIGINT))"
+                )
+            )
+            for j, (_, out) in enumerate(pairs):
+                selects.append(
+                    f"CASE WHEN {fresh} THEN {alias}.__v.{quote('c' + str(j))} END AS {quote(out)}"
+                )
+                if include_written_at:
+                    selects.append(
+                        f"CASE WHEN {fresh} THEN {alias}.__w END AS {quote(out + '__written_at')}"
+                    )
+        sql = f"SELECT {', '.join(selects)} FROM events e {' '.join(joins)} ORDER BY e.__eord"
+        try:
+            table = conn.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise AuditError(f"The point-in-time join failed: {exc}") from exc
+        added = [c for c in table.column_names if c not in original]
+        return table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), b"flotilla.features": orjson.dumps(added)}
+        )
+    finally:
+        conn.close()
+
+
+def write_table(table: pa.Table, path: str | Path) -> Path:
+    """Write ``table`` atomically as Parquet (default) or CSV (``.csv``); returns the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        if target.name.lower().endswith(".csv"):
+            pa_csv.write_csv(table, tmp)
+        else:
+            pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,76 @@
+"""``flotilla serve``: run the gateway with uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import typer
+
+from flotilla.cli._groups import Groups
+from flotilla.cli._output import console, fail, settings
+
+__all__ = ["register", "serve"]
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", help="TCP port to listen on."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes (each loads every model)."),
+    max_body_mb: float = typer.Option(
+        10.0, "--max-body-mb", help="Bodies larger than this many MiB are answered 413."
+    ),
+    records: bool = typer.Option(
+        True, "--records/--no-records", help="Write a prediction record per request."
+    ),
+    log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level."),
+) -> None:
+    """Serve every deployed model (KServe V1 API, /metrics, /healthz, /readyz).
+
+    New deployment revisions and alias moves are picked up within 2 s without a restart.
+    """
+    import uvicorn
+
+    if workers < 1:
+        fail(f"The '--workers' option must be at least 1. Got {workers} instead.")
+    if not 0 < port < 65536:
+        fail(f"The '--port' option must be in 1..65535. Got {port} instead.")
+    if max_body_mb <= 0:
+        fail(f"The '--max-body-mb' option must be positive. Got {max_body_mb} instead.")
+    current = settings()
+    os.environ["FLOTILLA_HOME"] = str(current.home)
+    os.environ["FLOTILLA_DB_URL"] = current.db_url
+    os.environ["FLOTILLA_MAX_BODY_BYTES"] = str(int(max_body_mb * 1024 * 1024))
+    os.environ["FLOTILLA_RECORDS"] = "1" if records else "0"
+    metrics_dir: Path | None = None
+    if workers > 1:
+        metrics_dir = Path(tempfile.mkdtemp(prefix="flotilla-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    console.print(
+        f"Flotilla gateway on http://{host}:{port} ({workers} worker(s)); "
+        f"registry {current.db_url}",
+        markup=False,
+    )
+    try:
+        uvicorn.run(
+            "flotilla.gateway.app:factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            log_level=log_level,
+            access_log=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def register(app: typer.Typer, groups: Groups) -> None:
+    """Add ``serve`` to the app."""
+    app.command("serve")(serve)

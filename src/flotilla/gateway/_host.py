@@ -1,0 +1,289 @@
+"""The model host: loads every current deployment and follows new revisions and alias moves.
+
+At :meth:`ModelHost.start` the host builds a :class:`HostState` (one
+:class:`~flotilla.gateway._chain.ServedModel` per deployed model, every version loaded), then
+polls ``deployments_version()`` every ``poll_interval_s`` in a background thread. When the
+number changes it builds the next state off the request path, reusing loaded runtimes,
+breakers and bulkheads by resolved reference, and swaps it in with one assignment; requests
+already running keep the state they started with.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flotilla.gateway._breaker import BreakerConfig, CircuitBreaker
+from flotilla.gateway._chain import ChainStep, ServedModel, budget_reserves
+from flotilla.gateway._steps import (
+    BreakerGuard,
+    Bulkhead,
+    InputCheck,
+    NotLoadedCall,
+    OutputCheck,
+    PoolCall,
+    Slots,
+    StaticCall,
+    StepCall,
+    StepFailure,
+)
+from flotilla.monitoring.metrics import GatewayMetrics, ModelMetrics, step_label
+from flotilla.portfolio.spec import DeploymentSpec, StaticStep
+from flotilla.signature import Signature
+from flotilla.types import Clock, Predictor, Record
+
+__all__ = ["DeploymentSource", "HostState", "ModelHost"]
+
+log = logging.getLogger("flotilla.gateway")
+
+
+class DeploymentSource(Protocol):
+    """Where the host reads deployments and loads versions (a Workspace adapter in production)."""
+
+    def deployments_version(self) -> int:
+        """A number that changes whenever a deployment or an alias changes."""
+        ...
+
+    def current_deployments(self) -> list[Any]:
+        """The current revision of every deployment (``.model``, ``.revision``, ``.spec``)."""
+        ...
+
+    def resolve(self, ref: str) -> Any:
+        """The version a reference names now (``.ref``, ``.flavor``, ``.signature``)."""
+        ...
+
+    def load(self, version: Any) -> Predictor:
+        """A loaded predictor for ``version`` (sha256-verified artifact)."""
+        ...
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What the gateway serves now: models by name, and what failed to load."""
+
+    version: int
+    models: dict[str, ServedModel] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+class _InlineCall:
+    """Runs an in-process static-flavor predictor on the event loop (it cannot block)."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+
+    async def __call__(self, records: list[Record], deadline: float) -> list[Any]:
+        try:
+            return list(self.predictor.predict(records))
+        except Exception as exc:
+            raise StepFailure("error", f"{type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def _signature(version: Any) -> Signature | None:
+    sig = getattr(version, "signature", None)
+    if sig is None or isinstance(sig, Signature):
+        return sig
+    return Signature.from_dict(sig)
+
+
+class ModelHost:
+    """Loads and serves every deployed model; follows changes with a background poller.
+
+    Args:
+        source: deployments and versions (see :class:`DeploymentSource`).
+        clock: monotonic clock for deadlines and breakers.
+        metrics: the gateway's metrics.
+        executor: the thread pool models run in.
+        poll_interval_s: how often to check ``deployments_version()``.
+    """
+
+    def __init__(
+        self,
+        source: DeploymentSource,
+        *,
+        clock: Clock,
+        metrics: GatewayMetrics,
+        executor: concurrent.futures.Executor,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self.source = source
+        self.clock = clock
+        self.metrics = metrics
+        self.executor = executor
+        self.poll_interval_s = poll_interval_s
+        self.state = HostState(version=-1)
+        self._runtimes: dict[str, Predictor] = {}
+        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        self._slots: dict[tuple[str, str], Slots] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Load every current deployment, then start the poller thread."""
+        self.refresh(force=True)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="flotilla-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the poller (waits for a rebuild in progress to finish)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Rebuild and swap the state if the deployments changed; True when swapped."""
+        with self._lock:
+            version = self.source.deployments_version()
+            if not force and version == self.state.version:
+                return False
+            self.state = self._build(version)
+            return True
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            try:
+                if self.refresh():
+                    log.info("deployments changed; now serving version %s", self.state.version)
+            except Exception:  # keep serving the last good state
+                log.exception("could not refresh the deployments; serving the previous state")
+
+    def _build(self, version: int) -> HostState:
+        models: dict[str, ServedModel] = {}
+        failures: list[dict[str, str]] = []
+        used: set[str] = set()
+        for deployment in self.source.current_deployments():
+            try:
+                served = self._build_model(deployment, failures, used)
+            except Exception as exc:
+                log.exception("could not build the chain of %r", deployment.model)
+                failures.append({"model": deployment.model, "ref": "*", "error": str(exc)})
+                continue
+            models[served.name] = served
+        self._runtimes = {ref: rt for ref, rt in self._runtimes.items() if ref in used}
+        return HostState(version=version, models=models, failures=failures)
+
+    def _build_model(
+        self, deployment: Any, failures: list[dict[str, str]], used: set[str]
+    ) -> ServedModel:
+        name: str = deployment.model
+        spec = DeploymentSpec.from_dict(deployment.spec, model=name)
+        metrics = self.metrics.for_model(name)
+        live = getattr(spec.live, "ref", spec.live)
+        refs: list[Any] = [live, *spec.fallbacks]
+        kinds = ["static" if isinstance(r, StaticStep) else "model" for r in refs]
+        reserves = budget_reserves(spec.deadline_ms / 1000.0, kinds)
+        breaker_config = BreakerConfig(**spec.breaker.to_dict())
+        steps: list[ChainStep] = []
+        live_ref, live_sig = str(live), None
+        for pos, (item, reserve) in enumerate(zip(refs, reserves, strict=True)):
+            if isinstance(item, StaticStep):
+                step_metrics = metrics.step(step_label(pos, static=True))
+                call = StaticCall(item.answer)
+                steps.append(ChainStep(f"static:{name}", "static", call, reserve, step_metrics))
+                continue
+            text = getattr(item, "ref", item)
+            step = self._model_step(
+                name, pos, text, reserve, spec.max_concurrency, breaker_config, metrics
+            )
+            if not step.loaded:
+                failures.append({"model": name, "ref": step.ref, "error": step.load_error})
+            used.add(step.ref)
+            steps.append(step)
+            if pos == 0:
+                live_ref = step.ref
+                live_sig = getattr(step.call, "signature", None)
+        return ServedModel(
+            name=name,
+            revision=int(deployment.revision),
+            live_ref=live_ref,
+            deadline_s=spec.deadline_ms / 1000.0,
+            input_policy=spec.input_policy,
+            signature=live_sig,
+            steps=tuple(steps),
+            metrics=metrics,
+            spec=dict(deployment.spec),
+        )
+
+    def _model_step(
+        self,
+        model: str,
+        pos: int,
+        ref: str,
+        reserve: float,
+        limit: int,
+        breaker_config: BreakerConfig,
+        metrics: ModelMetrics,
+    ) -> ChainStep:
+        role = "live" if pos == 0 else "fallback"
+        try:
+            version = self.source.resolve(ref)
+            resolved: str = version.ref
+            predictor = self._runtime(resolved, version, metrics)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            step_metrics = metrics.step(step_label(pos, static=False))
+            return ChainStep(
+                ref, role, NotLoadedCall(detail), reserve, step_metrics, None, False, detail
+            )
+        static = getattr(version, "flavor", "") == "static"
+        step_metrics = metrics.step(step_label(pos, static=static))
+        signature = _signature(version)
+        breaker = self._breaker(model, resolved, breaker_config, step_metrics.set_breaker)
+        inner: StepCall
+        if static:
+            inner = OutputCheck(_InlineCall(predictor), output=_output(signature))
+        else:
+            inner = PoolCall(
+                predictor,
+                executor=self.executor,
+                clock=self.clock,
+                on_late=metrics.late_results.inc,
+            )
+            inner = OutputCheck(inner, output=_output(signature))
+        inner = BreakerGuard(inner, breaker=breaker)
+        inner = self._bulkhead(model, resolved, limit, inner)
+        call = InputCheck(inner, signature=signature)
+        return ChainStep(
+            resolved, "static" if static else role, call, reserve, step_metrics, breaker
+        )
+
+    def _runtime(self, ref: str, version: Any, metrics: ModelMetrics) -> Predictor:
+        found = self._runtimes.get(ref)
+        if found is not None:
+            return found
+        try:
+            predictor = self.source.load(version)
+            load = getattr(predictor, "load", None)
+            if callable(load):
+                load()
+        except Exception:
+            metrics.load_failed()
+            raise
+        self._runtimes[ref] = predictor
+        return predictor
+
+    def _breaker(
+        self, model: str, ref: str, config: BreakerConfig, on_change: Callable[[str], None]
+    ) -> CircuitBreaker:
+        key = (model, ref)
+        found = self._breakers.get(key)
+        if found is None or found.config != config:
+            found = CircuitBreaker(config, clock=self.clock, on_change=on_change)
+            self._breakers[key] = found
+            on_change("closed")
+        return found
+
+    def _bulkhead(self, model: str, ref: str, limit: int, inner: StepCall) -> Bulkhead:
+        slots = self._slots.setdefault((model, ref), Slots())
+        return Bulkhead(inner, limit=limit, slots=slots)
+
+
+def _output(signature: Signature | None) -> Any:
+    return None if signature is None else signature.output

@@ -1,0 +1,42 @@
+"""The production :class:`~flotilla.gateway._host.DeploymentSource`: a Flotilla workspace."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flotilla.types import Predictor
+
+if TYPE_CHECKING:
+    from flotilla.workspace import Workspace
+
+__all__ = ["WorkspaceSource"]
+
+
+class WorkspaceSource:
+    """Reads deployments from a workspace's registry and loads versions through it.
+
+    Args:
+        workspace: an open :class:`flotilla.workspace.Workspace`.
+        device: where models run (``cpu`` or ``gpu``).
+    """
+
+    def __init__(self, workspace: Workspace, *, device: str = "cpu") -> None:
+        self.workspace = workspace
+        self.device = device
+
+    def deployments_version(self) -> int:
+        """Changes whenever a deployment revision is written or an alias moves."""
+        return int(self.workspace.registry.deployments_version())
+
+    def current_deployments(self) -> list[Any]:
+        """The current revision of every deployed model."""
+        return list(self.workspace.registry.current_deployments())
+
+    def resolve(self, ref: str) -> Any:
+        """The version ``ref`` (``name@3``, ``name@alias``, ``name``) names now."""
+        return self.workspace.resolve(ref)
+
+    def load(self, version: Any) -> Predictor:
+        """Fetch the sha256-verified artifact and load it."""
+        runtime: Predictor = self.workspace.load(version, device=self.device)
+        return runtime

@@ -1,0 +1,118 @@
+"""The app factory: :func:`create_app` for code and tests, :func:`factory` for uvicorn workers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Callable
+from typing import Any
+
+from flotilla.clock import SystemClock
+from flotilla.gateway._app import DEFAULT_MAX_BODY_BYTES, Gateway, PredictionSink
+from flotilla.gateway._host import DeploymentSource
+from flotilla.gateway._source import WorkspaceSource
+from flotilla.monitoring.metrics import GatewayMetrics
+from flotilla.settings import Settings
+from flotilla.types import Clock
+
+__all__ = ["create_app", "factory"]
+
+_DEFAULT_THREADS = 64
+
+
+def create_app(
+    target: Any,
+    *,
+    clock: Clock | None = None,
+    metrics: GatewayMetrics | None = None,
+    sink: PredictionSink | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_threads: int = _DEFAULT_THREADS,
+    poll_interval_s: float = 1.0,
+    device: str = "cpu",
+    multiprocess_dir: str | None = None,
+) -> Gateway:
+    """Build the gateway ASGI app; models load when the server starts (ASGI lifespan).
+
+    Args:
+        target: a :class:`~flotilla.settings.Settings` (the workspace is opened at startup),
+            an open :class:`~flotilla.workspace.Workspace`, or any
+            :class:`~flotilla.gateway.DeploymentSource`.
+        clock: monotonic clock for deadlines and breakers (default: the system clock).
+        metrics: Prometheus metrics (default: a fresh, private registry).
+        sink: receives one :class:`~flotilla.records.PredictionEvent` per answered request
+            after the response, e.g. a started :class:`~flotilla.records.RecordWriter`; it
+            is closed at shutdown.
+        max_body_bytes: bodies larger than this are answered 413 (default 10 MiB).
+        max_threads: size of the thread pool models run in.
+        poll_interval_s: how often new deployment revisions and alias moves are looked for.
+        device: ``cpu`` or ``gpu`` for the runtimes.
+        multiprocess_dir: the ``PROMETHEUS_MULTIPROC_DIR`` shared by several workers.
+
+    Raises:
+        ConfigError: a parameter is out of range.
+
+    Example:
+        >>> from flotilla.settings import Settings
+        >>> app = create_app(Settings(home="/tmp/fl"))  # then: uvicorn.run(app)
+    """
+    from flotilla.errors import ConfigError
+
+    if max_body_bytes < 1:
+        raise ConfigError(
+            f"The 'max_body_bytes' of create_app must be positive. Got {max_body_bytes} instead."
+        )
+    if max_threads < 1:
+        raise ConfigError(
+            f"The 'max_threads' of create_app must be at least 1. Got {max_threads} instead."
+        )
+    source: DeploymentSource | Callable[[], DeploymentSource]
+    if isinstance(target, Settings):
+        settings = target
+
+        def open_source() -> DeploymentSource:
+            from flotilla.workspace import Workspace
+
+            return WorkspaceSource(Workspace.open(settings), device=device)
+
+        source = open_source
+    elif hasattr(target, "registry") and hasattr(target, "load"):
+        source = WorkspaceSource(target, device=device)
+    else:
+        source = target
+    return Gateway(
+        source=source,
+        clock=clock or SystemClock(),
+        metrics=metrics or GatewayMetrics(),
+        executor=concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_threads, thread_name_prefix="flotilla-model"
+        ),
+        sink=sink,
+        max_body_bytes=max_body_bytes,
+        poll_interval_s=poll_interval_s,
+        multiprocess_dir=multiprocess_dir,
+    )
+
+
+def factory() -> Gateway:
+    """The app of one uvicorn worker, configured from the environment (``flotilla serve``).
+
+    Reads ``FLOTILLA_*`` settings, ``FLOTILLA_MAX_BODY_BYTES``, ``FLOTILLA_RECORDS``
+    (``0`` turns prediction records off) and ``PROMETHEUS_MULTIPROC_DIR``.
+    """
+    settings = Settings.from_env()
+    env = os.environ
+    sink = None
+    if env.get("FLOTILLA_RECORDS", "1") != "0":
+        from flotilla.records import RecordWriter
+
+        writer = RecordWriter(settings.records)
+        writer.start()
+        sink = writer
+    limit = env.get("FLOTILLA_MAX_BODY_BYTES", "")
+    return create_app(
+        settings,
+        sink=sink,
+        max_body_bytes=int(limit) if limit.isdigit() else DEFAULT_MAX_BODY_BYTES,
+        multiprocess_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+    )

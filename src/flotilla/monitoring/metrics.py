@@ -1,0 +1,218 @@
+"""Every Prometheus metric Flotilla exposes, defined in one place.
+
+The gateway builds one :class:`GatewayMetrics` per app (``registry=`` keeps tests isolated)
+and, per served model, one :class:`ModelMetrics` whose label children are bound once, so the
+request path only calls ``inc``/``observe`` on ready children (no label lookups per request).
+
+Labels are bounded: the model name, the serving role (``live``, ``fallback``, ``static``),
+the fallback reason (a fixed vocabulary) and the step position (``live``, ``fallback1`` ...
+``fallback8``, ``static``). No request ids, no feature names.
+
+Multi-process serving (``flotilla serve --workers N``): ``serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before the workers start; prometheus-client then
+writes every sample to memory-mapped files there and :func:`exposition` merges them with a
+``MultiProcessCollector``. Gauges use ``multiprocess_mode="livesum"`` (in-flight) and
+``"max"`` (breaker state), so the merged values stay meaningful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = [
+    "BREAKER_STATE_VALUES",
+    "CONTENT_TYPE_LATEST",
+    "GatewayMetrics",
+    "ModelMetrics",
+    "StepMetrics",
+    "exposition",
+    "step_label",
+]
+
+BREAKER_STATE_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+"""Value of ``flotilla_breaker_state`` per state."""
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+_MAX_FALLBACK_LABELS = 8
+
+
+def step_label(position: int, *, static: bool) -> str:
+    """The bounded ``step`` label of the step at ``position`` (0 is the live step)."""
+    if static:
+        return "static"
+    if position == 0:
+        return "live"
+    return f"fallback{min(position, _MAX_FALLBACK_LABELS)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StepMetrics:
+    """Label children of one step of one model's chain."""
+
+    duration: Histogram
+    breaker_state: Gauge
+
+    def set_breaker(self, state: str) -> None:
+        """Record the breaker's state (``closed``, ``half_open`` or ``open``)."""
+        self.breaker_state.set(BREAKER_STATE_VALUES[state])
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetrics:
+    """Label children of one model, bound once so the request path does no lookups."""
+
+    parent: GatewayMetrics
+    model: str
+    duration: Histogram
+    in_flight: Gauge
+    late_results: Counter
+    _served: dict[str, Counter] = field(default_factory=dict)
+    _fallbacks: dict[str, Counter] = field(default_factory=dict)
+
+    def served(self, role: str) -> None:
+        """Count one request answered by ``role``."""
+        child = self._served.get(role)
+        if child is None:
+            child = self._served[role] = self.parent.requests.labels(self.model, role)
+        child.inc()
+
+    def fallback(self, reason: str) -> None:
+        """Count one step skipped for ``reason``."""
+        child = self._fallbacks.get(reason)
+        if child is None:
+            child = self._fallbacks[reason] = self.parent.fallbacks.labels(self.model, reason)
+        child.inc()
+
+    def load_failed(self) -> None:
+        """Count one version of this model that failed to load."""
+        self.parent.load_failures.labels(self.model).inc()
+
+    def step(self, label: str) -> StepMetrics:
+        """The children of one step (``label`` from :func:`step_label`)."""
+        return StepMetrics(
+            duration=self.parent.step_duration.labels(self.model, label),
+            breaker_state=self.parent.breaker_state.labels(self.model, label),
+        )
+
+
+class GatewayMetrics:
+    """The gateway's metrics, registered in ``registry``.
+
+    Args:
+        registry: where to register (default: a fresh :class:`CollectorRegistry`; pass
+            ``prometheus_client.REGISTRY`` to share the process-wide one).
+
+    Example:
+        >>> m = GatewayMetrics()
+        >>> m.for_model("recs").served("live")
+    """
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+        self.requests = Counter(
+            "flotilla_requests",
+            "Prediction requests answered, by model and the role of the step that answered.",
+            ["model", "role"],
+            registry=reg,
+        )
+        self.fallbacks = Counter(
+            "flotilla_fallbacks",
+            "Chain steps skipped, by model and reason (timeout, error, ...).",
+            ["model", "reason"],
+            registry=reg,
+        )
+        self.request_duration = Histogram(
+            "flotilla_request_duration_seconds",
+            "Time from request start to response, by model.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.step_duration = Histogram(
+            "flotilla_step_duration_seconds",
+            "Time spent in one step of the chain, by model and step position.",
+            ["model", "step"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "flotilla_in_flight",
+            "Prediction requests being answered now, by model.",
+            ["model"],
+            multiprocess_mode="livesum",
+            registry=reg,
+        )
+        self.breaker_state = Gauge(
+            "flotilla_breaker_state",
+            "Circuit breaker state per step: 0 closed, 1 half-open, 2 open.",
+            ["model", "step"],
+            multiprocess_mode="max",
+            registry=reg,
+        )
+        self.late_results = Counter(
+            "flotilla_late_results",
+            "Results that arrived after their step's budget and were discarded.",
+            ["model"],
+            registry=reg,
+        )
+        self.load_failures = Counter(
+            "flotilla_load_failures",
+            "Versions that failed to load, by model.",
+            ["model"],
+            registry=reg,
+        )
+        self._models: dict[str, ModelMetrics] = {}
+
+    def for_model(self, model: str) -> ModelMetrics:
+        """The bound children of ``model`` (created on first use, then cached)."""
+        found = self._models.get(model)
+        if found is None:
+            found = ModelMetrics(
+                parent=self,
+                model=model,
+                duration=self.request_duration.labels(model),
+                in_flight=self.in_flight.labels(model),
+                late_results=self.late_results.labels(model),
+            )
+            self._models[model] = found
+        return found
+
+
+def exposition(registry: CollectorRegistry, *, multiprocess_dir: str | None = None) -> bytes:
+    """The text exposition of ``registry``.
+
+    Args:
+        registry: the registry of this process.
+        multiprocess_dir: the ``PROMETHEUS_MULTIPROC_DIR`` of a multi-worker server; when
+            given, the samples of every worker are merged from there instead.
+    """
+    if multiprocess_dir:
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+    return generate_latest(registry)

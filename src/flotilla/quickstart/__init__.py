@@ -1,0 +1,7 @@
+"""The quickstart portfolio: three small models trained on synthetic data made on the spot."""
+
+from __future__ import annotations
+
+from flotilla.quickstart._run import QuickstartResult, print_result, run_quickstart
+
+__all__ = ["QuickstartResult", "print_result", "run_quickstart"]

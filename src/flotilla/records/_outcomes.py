@@ -1,0 +1,244 @@
+"""Outcomes (delayed ground truth): validated ingestion and the join back to predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from flotilla.clock import SystemClock
+from flotilla.errors import ConfigError, ModelNotFoundError
+from flotilla.records._schema import OUTCOME_SCHEMA, dumps, numeric_value
+from flotilla.records._segments import write_partitioned
+from flotilla.records._store import RecordStore
+from flotilla.records._validate import CleanOutcome, OutcomeProblem, clean_outcome
+from flotilla.types import Clock
+
+__all__ = ["DEFAULT_MAX_SKEW", "IngestReport", "OutcomeStore"]
+
+DEFAULT_MAX_SKEW = timedelta(minutes=5)
+"""How far in the future an ``observed_at`` may lie (clock skew between systems)."""
+
+ModelCheck = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingestion accepted and rejected.
+
+    Attributes:
+        model: the model the outcomes belong to.
+        accepted: outcomes written.
+        rejected: one ``{"index", "error"}`` per outcome refused (index in the input list).
+        written_at: the write time stamped on every accepted outcome of this batch.
+    """
+
+    model: str
+    accepted: int
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    written_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "written_at": None if self.written_at is None else self.written_at.isoformat(),
+        }
+
+
+def _table(model: str, rows: list[CleanOutcome], written_at: datetime) -> pa.Table:
+    data = {
+        "model": [model] * len(rows),
+        "request_id": [r.request_id for r in rows],
+        "row": [r.row for r in rows],
+        "caller_id": [r.caller_id for r in rows],
+        "label": [dumps(r.label) for r in rows],
+        "label_value": [numeric_value(r.label) for r in rows],
+        "observed_at": [r.observed_at for r in rows],
+        "written_at": [written_at] * len(rows),
+    }
+    return pa.table(data, schema=OUTCOME_SCHEMA)
+
+
+class OutcomeStore:
+    """Ingest outcomes for a model and join them back to its prediction records.
+
+    Join semantics (see ``docs/readme/records.md``):
+
+    * an outcome with ``request_id`` matches the prediction rows with that request id and
+      row ``index`` (default 0), exactly, whatever their role (live, shadow, fallback, static);
+    * an outcome with only a caller ``id`` matches the latest prediction for that id at or
+      before ``observed_at`` (within ``horizon`` when given), an ASOF join;
+    * when several outcomes match the same prediction row, the last written wins (then the
+      latest ``observed_at``);
+    * outcomes that match nothing are kept and listed by :meth:`unmatched`, never dropped.
+
+    Args:
+        root: the records root folder (``Settings.records``).
+        models: a registry (anything with ``get_model(name)``) or a callable that raises
+            ``ModelNotFoundError`` or returns ``False`` for an unknown model; ``None`` skips
+            the check.
+        clock: wall clock for ``written_at`` and the "not in the future" check.
+        max_skew: how far in the future ``observed_at`` may lie (default 5 minutes).
+
+    Example:
+        >>> store = OutcomeStore(settings.records, models=registry)          # doctest: +SKIP
+        >>> store.ingest("churn", [{"request_id": "r1", "index": 0, "label": 1,
+        ...                         "observed_at": "2026-01-31T12:00:00Z"}])  # doctest: +SKIP
+        IngestReport(model='churn', accepted=1, rejected=[], ...)
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        models: Any = None,
+        clock: Clock | None = None,
+        max_skew: timedelta = DEFAULT_MAX_SKEW,
+    ) -> None:
+        self.root = Path(root)
+        self.models = models
+        self.clock: Clock = clock or SystemClock()
+        self.max_skew = max_skew
+        self.records = RecordStore(self.root)
+
+    @staticmethod
+    def _check_name(model: str) -> None:
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"The model of outcomes must be a non-empty name. Got {model!r}.")
+
+    def _check_model(self, model: str) -> None:
+        self._check_name(model)
+        if self.models is None:
+            return
+        check: ModelCheck = getattr(self.models, "get_model", self.models)
+        try:
+            found = check(model)
+        except ModelNotFoundError:
+            found = False
+        if found is False:
+            raise ModelNotFoundError(
+                f"No model is named {model!r}, so its outcomes cannot be stored. "
+                "Register it first ('flotilla models register') or fix the name."
+            )
+
+    def ingest(self, model: str, outcomes: Sequence[Any]) -> IngestReport:
+        """Validate ``outcomes`` and write the valid ones as one batch (one segment per date).
+
+        Each outcome is ``{"request_id", "index", "label", "observed_at"}`` or
+        ``{"id", "label", "observed_at"}``. ``observed_at`` is ISO-8601 (naive means UTC;
+        missing means now) and may not lie more than ``max_skew`` in the future; ``label``
+        must be a number, bool or string. Invalid outcomes are listed in ``rejected`` with a
+        message naming them; the others are still written.
+
+        Raises:
+            ModelNotFoundError: the model does not exist (nothing is written).
+        """
+        self._check_model(model)
+        now = self.clock.now()
+        good: list[CleanOutcome] = []
+        rejected: list[dict[str, Any]] = []
+        for i, raw in enumerate(outcomes):
+            try:
+                good.append(clean_outcome(raw, now=now, max_skew=self.max_skew))
+            except OutcomeProblem as exc:
+                rejected.append({"index": i, "error": f"Outcome {i} is invalid: {exc}"})
+        if good:
+            write_partitioned(self.root, "outcomes", _table(model, good, now), "observed_at")
+        return IngestReport(model, len(good), rejected, now)
+
+    def _sql(self, horizon: timedelta | None, since: datetime | None) -> str:
+        pred_filter = ""
+        if since is not None:
+            if not isinstance(since, datetime):
+                raise ConfigError(f"The 'since' must be a datetime. Got {since!r} instead.")
+            moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+            pred_filter = f"WHERE event_time >= TIMESTAMPTZ '{moment.isoformat()}'"
+        horizon_filter = ""
+        if horizon is not None:
+            if horizon <= timedelta(0):
+                raise ConfigError(f"The 'horizon' must be positive. Got {horizon} instead.")
+            micros = int(horizon.total_seconds() * 1_000_000)
+            horizon_filter = f"WHERE k.event_time >= o.observed_at - to_microseconds({micros})"
+        return _JOIN_SQL.format(pred_filter=pred_filter, horizon_filter=horizon_filter)
+
+    def _connect(self, model: str) -> duckdb.DuckDBPyConnection:
+        self._check_name(model)
+        con = self.records.connect(model)
+        self.records.relation(con, "outcomes", model, provenance=True).to_view("outcomes_ordered")
+        return con
+
+    def joined(
+        self, model: str, *, horizon: timedelta | None = None, since: datetime | None = None
+    ) -> duckdb.DuckDBPyRelation:
+        """Prediction rows of ``model`` (every role) with their outcome, as a lazy relation.
+
+        Columns: every prediction column, then ``label``, ``label_value``, ``observed_at``,
+        ``label_written_at`` and ``matched_by`` (``request`` or ``id``). Only labeled rows.
+
+        Args:
+            horizon: an id outcome matches a prediction at most this much older than it.
+            since: only predictions with ``event_time >= since``.
+        """
+        con = self._connect(model)
+        return con.sql(self._sql(horizon, since) + _SELECT_JOINED)
+
+    def unmatched(
+        self, model: str, *, horizon: timedelta | None = None, since: datetime | None = None
+    ) -> duckdb.DuckDBPyRelation:
+        """Outcomes of ``model`` that match no prediction (kept, never dropped)."""
+        con = self._connect(model)
+        return con.sql(self._sql(horizon, since) + _SELECT_UNMATCHED)
+
+    def outcomes(self, model: str) -> duckdb.DuckDBPyRelation:
+        """Every stored outcome of ``model`` (duplicates included)."""
+        return self._connect(model).sql("SELECT * FROM outcomes")
+
+
+_JOIN_SQL = """
+WITH preds AS MATERIALIZED (SELECT * FROM predictions {pred_filter}),
+outs AS MATERIALIZED (
+    SELECT * EXCLUDE (filename, file_row_number),
+        row_number() OVER (ORDER BY filename, file_row_number) AS _oid
+    FROM outcomes_ordered
+),
+by_request AS (
+    SELECT o._oid, o.request_id AS m_request_id, o.row AS m_row, 'request' AS matched_by
+    FROM outs o
+    WHERE o.request_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM preds p WHERE p.request_id = o.request_id AND p.row = o.row)
+),
+id_keys AS (
+    SELECT DISTINCT caller_id, event_time, request_id, row FROM preds WHERE caller_id IS NOT NULL
+),
+by_id AS (
+    SELECT o._oid, k.request_id AS m_request_id, k.row AS m_row, 'id' AS matched_by
+    FROM (SELECT * FROM outs WHERE request_id IS NULL) o
+    ASOF JOIN id_keys k ON o.caller_id = k.caller_id AND o.observed_at >= k.event_time
+    {horizon_filter}
+),
+matched AS MATERIALIZED (SELECT * FROM by_request UNION ALL SELECT * FROM by_id),
+resolved AS (
+    SELECT m.*, o.label, o.label_value, o.observed_at, o.written_at AS label_written_at,
+        row_number() OVER (
+            PARTITION BY m.m_request_id, m.m_row
+            ORDER BY o.written_at DESC, o.observed_at DESC, o._oid DESC) AS _rank
+    FROM matched m JOIN outs o ON o._oid = m._oid
+)
+"""
+
+_SELECT_JOINED = """
+SELECT p.*, r.label, r.label_value, r.observed_at, r.label_written_at, r.matched_by
+FROM preds p JOIN resolved r
+  ON r._rank = 1 AND p.request_id = r.m_request_id AND p.row = r.m_row
+"""
+
+_SELECT_UNMATCHED = """
+SELECT * EXCLUDE (_oid) FROM outs WHERE _oid NOT IN (SELECT _oid FROM matched)
+"""

@@ -1,0 +1,73 @@
+"""Fixtures of the records tests: event factories and a real ``flotilla`` runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flotilla.records import PredictionEvent
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+MakeEvent = Callable[..., PredictionEvent]
+
+
+@pytest.fixture
+def make_event() -> MakeEvent:
+    """Factory: a prediction event with sensible defaults (override any field)."""
+
+    def factory(request_id: str = "r0", **fields: Any) -> PredictionEvent:
+        values: dict[str, Any] = {
+            "request_id": request_id,
+            "model": "churn",
+            "ref": "churn@1",
+            "role": "live",
+            "inputs": [{"x": 1.0}],
+            "predictions": [0.5],
+            "ids": None,
+            "latency_ms": 1.5,
+            "degraded": False,
+            "reasons": [],
+            "event_time": T0,
+        }
+        values.update(fields)
+        return PredictionEvent(**values)
+
+    return factory
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def flotilla_cli(tmp_path: Path) -> Run:
+    """Run the real ``flotilla`` command in a subprocess with a temporary home."""
+    home = tmp_path / "home"
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "FLOTILLA_HOME": str(home), "FLOTILLA_ACTOR": "records-tester"}
+        env["COLUMNS"] = "250"  # rich tables without wrapped cells
+        env.pop("FLOTILLA_DB_URL", None)
+        env.pop("FLOTILLA_RECORDS_ROOT", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "flotilla", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"flotilla {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    return run
