@@ -1,17 +1,20 @@
 """Gateway overhead: Flotilla (three-step chain) against a floor app on the same ONNX model.
 
-Run: ``.venv/bin/python bench/overhead.py [--seconds 8]``. One invocation builds a
+Run: ``.venv/bin/python bench/overhead.py [--seconds 12] [--rounds 4]``. One invocation builds a
 100-tree gradient-boosting model, exports it to ONNX, and serves it in turn with
 
 - the floor: a minimal Starlette + onnxruntime app written here (FastAPI is not installed, so
   the floor is raw Starlette, which is itself ~100 us/request cheaper than FastAPI);
 - Flotilla: ``flotilla serve`` (one worker, uvloop + httptools) with the chain
-  ``gbm@1 -> gbm-lite@1 -> static``, with prediction records on and off;
+  ``gbm@1 -> gbm-lite@1 -> static``, with prediction records on and off, and with the
+  experimental ``--inline-flavors onnx`` (model calls on the event loop, no thread hop);
 - mlflow's scoring server: skipped unless mlflow is installed (it is not a dependency).
 
-Load comes from a separate process on 127.0.0.1: concurrency 1 with the Python closed-loop
-client (each request's own latency), concurrency 32 with wrk when installed (else the Python
-client). Prints a table and the ratios, writes ``bench/out/overhead.json``.
+All servers run at once (idle when not measured) and the load visits them in interleaved
+rounds (``--rounds``), so a noisy, shared machine slows every server alike. Load comes from a
+separate process on 127.0.0.1: concurrency 1 with the Python closed-loop client (each
+request's own latency), concurrency 32 with wrk when installed (else the Python client).
+Prints a table and the ratios, writes ``bench/out/overhead.json``.
 """
 
 from __future__ import annotations
@@ -138,21 +141,56 @@ def metrics_cost_us(n: int = 50_000) -> float:
     return (time.perf_counter() - began) / n * 1e6
 
 
-def measure(name: str, port: int, path: str, seconds: float) -> dict[str, Any]:
-    rows = {}
-    one = python_load(port, [{"path": path, "body": BODY}], concurrency=1, seconds=seconds)
-    rows["c1"] = summarize(one)
-    many = wrk_load(port, path, BODY, concurrency=32, seconds=seconds)
-    if many is None:
-        many = python_load(port, [{"path": path, "body": BODY}], concurrency=32, seconds=seconds)
-    rows["c32"] = summarize(many)
-    print(f"  {name}: c1 {rows['c1']['rps']:.0f} req/s, c32 {rows['c32']['rps']:.0f} req/s")
-    return rows
+def _phase(port: int, path: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    spec = [{"path": path, "body": BODY}]
+    if concurrency > 1:
+        found = wrk_load(port, path, BODY, concurrency=concurrency, seconds=seconds)
+        if found is not None:
+            return found
+    return python_load(port, spec, concurrency=concurrency, seconds=seconds)
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one (server, concurrency) together: rates add up, latencies pool."""
+    merged: dict[str, Any] = {
+        "requests": sum(p["requests"] for p in parts),
+        "seconds": sum(p["seconds"] for p in parts),
+        "non_2xx": sum(p["non_2xx"] for p in parts),
+        "client": parts[0]["client"],
+    }
+    if "latencies_ms" in parts[0]:
+        merged["latencies_ms"] = [x for p in parts for x in p["latencies_ms"]]
+    else:  # wrk gives percentiles per round: keep the median round's
+        for key in ("p50_ms", "p99_ms"):
+            merged[key] = sorted(p[key] for p in parts)[len(parts) // 2]
+    return merged
+
+
+def measure(
+    servers: dict[str, tuple[int, str]], seconds: float, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Interleave short phases of every server, ``rounds`` times, so machine noise is shared."""
+    parts: dict[str, dict[str, list[dict[str, Any]]]] = {
+        name: {"c1": [], "c32": []} for name in servers
+    }
+    step = max(2.0, seconds / rounds)
+    for r in range(rounds):
+        for name, (port, path) in servers.items():
+            parts[name]["c1"].append(_phase(port, path, 1, step))
+            parts[name]["c32"].append(_phase(port, path, 32, step))
+        print(f"  round {r + 1}/{rounds} done")
+    return {
+        name: {conc: summarize(_merge(runs)) for conc, runs in by_conc.items()}
+        for name, by_conc in parts.items()
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
+    parser.add_argument(
+        "--seconds", type=float, default=12.0, help="seconds per server and concurrency"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     parser.add_argument("--serve-floor", nargs=2, metavar=("PORT", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_floor:
@@ -162,7 +200,11 @@ def main() -> None:
     from rich.table import Table
 
     console = Console()
-    results: dict[str, Any] = {"seconds_per_phase": args.seconds, "cpus": os.cpu_count()}
+    results: dict[str, Any] = {
+        "seconds_per_server_and_concurrency": args.seconds,
+        "rounds": args.rounds,
+        "cpus": os.cpu_count(),
+    }
     with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as tmp:
         folder = Path(tmp)
         console.print("building the ONNX models and the Flotilla home ...")
@@ -180,18 +222,28 @@ def main() -> None:
             ),
             ("flotilla (records on)", ["serve"], "/v1/models/gbm:predict", False),
             ("flotilla (records off)", ["serve", "--no-records"], "/v1/models/gbm:predict", False),
+            (
+                "flotilla (records off, inline onnx, experimental)",
+                ["serve", "--no-records", "--inline-flavors", "onnx"],
+                "/v1/models/gbm:predict",
+                False,
+            ),
         ]
-        for name, cmd, path, is_floor in servers:
-            port = free_port()
-            if is_floor:
-                full = [*cmd, str(port), str(gbm)]
-            else:
-                main_call = "from flotilla.cli.main import main; main()"
-                full = [sys.executable, "-c", main_call, *cmd, "--port", str(port)]
-            proc = start_server(full, port, env=env)
-            try:
-                results[name] = measure(name, port, path, args.seconds)
-            finally:
+        procs = []
+        ports: dict[str, tuple[int, str]] = {}
+        try:
+            for name, cmd, path, is_floor in servers:
+                port = free_port()
+                if is_floor:
+                    full = [*cmd, str(port), str(gbm)]
+                else:
+                    main_call = "from flotilla.cli.main import main; main()"
+                    full = [sys.executable, "-c", main_call, *cmd, "--port", str(port)]
+                procs.append(start_server(full, port, env=env))
+                ports[name] = (port, path)
+            results.update(measure(ports, args.seconds, args.rounds))
+        finally:
+            for proc in procs:
                 stop_server(proc)
         if importlib.util.find_spec("mlflow") is None:
             results["mlflow"] = "skipped: mlflow is not installed (pip install mlflow)"

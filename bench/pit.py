@@ -130,7 +130,14 @@ def measure(engine: str, folder: Path, tables: int, timeout: float) -> dict[str,
     if os.waitstatus_to_exitcode(status) != 0:
         return {"engine": engine, "error": (err.strip().splitlines() or ["failed"])[-1]}
     report = json.loads(out.strip().splitlines()[-1])
-    return {"engine": engine, "wall_s": wall, "peak_mb": usage.ru_maxrss / 1024, **report}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "engine": engine,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_mb": usage.ru_maxrss / 1024,
+        **report,
+    }
 
 
 def show(results: list[dict[str, Any]], rows: int, tables: int) -> None:
@@ -139,20 +146,32 @@ def show(results: list[dict[str, Any]], rows: int, tables: int) -> None:
 
     base = next((r for r in results if r["engine"] == "pandas" and "error" not in r), None)
     table = Table(title=f"point-in-time join: {rows:,} events x {tables} tables of {rows:,} rows")
-    for col in ("engine", "join s", "wall s", "peak MB", "time vs pandas", "memory vs pandas"):
+    for col in (
+        "engine",
+        "join s",
+        "wall s",
+        "cpu s",
+        "peak MB",
+        "time vs pandas",
+        "cpu vs pandas",
+        "memory vs pandas",
+    ):
         table.add_column(col, justify="right")
     for r in results:
         if "error" in r:
-            table.add_row(r["engine"], r["error"], "", "", "", "")
+            table.add_row(r["engine"], r["error"], "", "", "", "", "", "")
             continue
         ratio_t = f"{r['seconds'] / base['seconds']:.2f}x" if base else "-"
+        ratio_c = f"{r['cpu_s'] / base['cpu_s']:.2f}x" if base else "-"
         ratio_m = f"{r['peak_mb'] / base['peak_mb']:.2f}x" if base else "-"
         table.add_row(
             r["engine"],
             f"{r['seconds']:.1f}",
             f"{r['wall_s']:.1f}",
+            f"{r['cpu_s']:.1f}",
             f"{r['peak_mb']:,.0f}",
             ratio_t,
+            ratio_c,
             ratio_m,
         )
     console = Console()

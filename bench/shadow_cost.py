@@ -11,6 +11,10 @@ times as long), and serves the same live model with ``flotilla serve`` (records 
 Load comes from a separate process (closed loop, concurrency 1 and 8, each request's own
 latency). Target (issue 4): live p99 with the shadow at most 5% higher than without.
 
+It also runs an in-process check that needs no gateway support: a loop that calls the live
+model and then ``ShadowMirror.offer`` (as the gateway would after answering), against the same
+loop without a mirror; it reports the loop's p50/p99 and how much shadow work was dropped.
+
 The bench first checks that the gateway really mirrors: after a short warm-up it counts
 records with role ``shadow``. When there are none (the gateway does not wire
 :class:`flotilla.gateway.shadow.ShadowMirror` yet), it prints that the comparison is
@@ -134,6 +138,59 @@ def run_phase(home: Path, env: dict[str, str], seconds: float) -> dict[str, Any]
         stop_server(proc)
 
 
+class _CountingSink:
+    def __init__(self) -> None:
+        self.events = 0
+
+    def submit(self, event: Any) -> bool:
+        self.events += 1
+        return True
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return {"n": len(ordered), "p50_ms": pick(0.5), "p99_ms": pick(0.99)}
+
+
+def in_process(seconds: float, live_ms: float) -> dict[str, Any]:
+    """The live loop's latency without and with a 10x slower shadow at sample 1.0."""
+    from datetime import UTC, datetime
+
+    from flotilla.gateway.shadow import ShadowJob, ShadowMirror
+
+    namespace: dict[str, Any] = {}
+    exec(MODEL_PY, namespace)
+    live, slow = namespace["Sleeper"](live_ms), namespace["Sleeper"](10 * live_ms)
+    records = [{"x": 1.0}]
+    out: dict[str, Any] = {}
+    for phase in ("no_shadow", "shadow"):
+        sink = _CountingSink()
+        mirror = ShadowMirror(deadline_s=1.0, sink=sink) if phase == "shadow" else None
+        if mirror is not None:
+            mirror.start()
+        latencies: list[float] = []
+        end = time.perf_counter() + seconds
+        i = 0
+        while time.perf_counter() < end:
+            began = time.perf_counter()
+            live.predict(records)
+            if mirror is not None:
+                job = ShadowJob(
+                    request_id=str(i), model="live", ref="live@2", predictor=slow,
+                    records=records, ids=None, event_time=datetime.now(UTC),
+                )  # fmt: skip
+                mirror.offer(job)
+            latencies.append(time.perf_counter() - began)
+            i += 1
+        out[phase] = _percentiles(latencies)
+        if mirror is not None:
+            mirror.close()
+            out[phase]["mirror"] = mirror.stats.to_dict()
+    out["p99_ratio"] = out["shadow"]["p99_ms"] / out["no_shadow"]["p99_ms"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
@@ -144,6 +201,8 @@ def main() -> None:
         home = Path(tmp) / "home"
         home.mkdir()
         setup(home, args.live_ms)
+        print("in-process: live loop without and with ShadowMirror.offer ...", flush=True)
+        results["in_process"] = in_process(min(args.seconds, 4.0), args.live_ms)
         env = {**os.environ, "FLOTILLA_HOME": str(home)}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         print("preflight: does the gateway mirror to shadows? ...", flush=True)
@@ -164,6 +223,15 @@ def main() -> None:
 
 def report(results: dict[str, Any]) -> None:
     OUT.mkdir(exist_ok=True)
+    local = results.get("in_process")
+    if local is not None:
+        stats = local["shadow"]["mirror"]
+        print(
+            f"in-process live loop p99: {local['no_shadow']['p99_ms']:.2f} ms without, "
+            f"{local['shadow']['p99_ms']:.2f} ms with the mirror: x{local['p99_ratio']:.3f} "
+            f"(shadow calls done {stats['completed']}, dropped {stats['dropped']}, "
+            f"timed out {stats['timeouts']})"
+        )
     if results["shadow_records"] == 0:
         results["skipped"] = (
             "the gateway wrote no shadow records in the preflight: it does not wire "

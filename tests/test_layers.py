@@ -31,6 +31,7 @@ RANKS = {
     "quickstart": 4,
     "dashboard": 5,
     "cli": 6,
+    "__main__": 7,
 }
 BASE = {"errors", "types", "settings", "clock", "signature"}
 

@@ -131,3 +131,26 @@ def _static(tmp_path: Path) -> Path:
     path = tmp_path / "static.json"
     path.write_text(json.dumps({"value": 0.5}))
     return path
+
+
+def test_reference_profile_is_stored(ws: Workspace, tmp_path: Path, model_py: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ref = tmp_path / "ref.parquet"
+    pq.write_table(pa.table({"x": [0.5, 1.5, 2.5, None], "y": [1.0, 3.0, 5.0, 0.0]}), ref)
+    v = ws.register(
+        "double", flavor="python", artifact=model_py, entry="doubler:Doubler", signature=SIG,
+        reference=ref, reference_output="y",
+    )  # fmt: skip
+    profile = ws.registry.get_profile("double", v.version)
+    assert profile is not None
+    assert "x" in str(profile)
+    missing = tmp_path / "missing.parquet"
+    pq.write_table(pa.table({"z": [1.0]}), missing)
+    with pytest.raises(Exception, match="x"):
+        ws.register(
+            "double", flavor="python", artifact=model_py, entry="doubler:Doubler",
+            signature=SIG, reference=missing,
+        )  # fmt: skip
+    assert [x.version for x in ws.registry.list_versions("double")] == [1]

@@ -94,6 +94,8 @@ class Workspace:
         label: str | None = None,
         event_time: str | None = None,
         accept_leakage_risk: str | None = None,
+        reference: str | Path | None = None,
+        reference_output: str | None = None,
         actor: str | None = None,
     ) -> ModelVersion:
         """Register a new immutable version of model ``name`` and return it.
@@ -104,7 +106,10 @@ class Workspace:
         the ONNX version is kept only when predictions agree within 1e-5 (the report is in
         ``version.lineage["onnx_conversion"]``). With ``training_data`` the leakage audit runs
         first and a version whose audit finds errors is refused unless
-        ``accept_leakage_risk`` gives a reason (recorded in the audit trail).
+        ``accept_leakage_risk`` gives a reason (recorded in the audit trail). With
+        ``reference`` (a Parquet or CSV file of training or validation rows) a reference
+        profile of the inputs (and of ``reference_output``, a column of model outputs) is
+        built first and stored with the version, for drift monitoring.
 
         Raises:
             FlavorError, ArtifactNotFoundError, UnsafeArtifactError, SignatureError,
@@ -134,6 +139,13 @@ class Workspace:
         )
         if audit_summary is not None:
             lineage_out["training_audit"] = audit_summary
+        profile = None
+        if reference is not None:
+            from flotilla.monitoring import build_profile
+
+            profile = build_profile(
+                Path(reference), signature=sig, output_column=reference_output, progress=False
+            )
         with tempfile.TemporaryDirectory(prefix="flotilla-onnx-") as tmp:
             if to_onnx:
                 spec, conversion = self._convert(spec, sig, Path(tmp))
@@ -171,6 +183,8 @@ class Workspace:
                 reason=accept_leakage_risk,
                 actor=actor,
             )
+        if profile is not None:
+            self.registry.set_profile(name, version.version, profile, actor=actor)
         if alias:
             self.registry.set_alias(name, alias, version.version, actor=actor)
         return version

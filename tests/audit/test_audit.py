@@ -34,6 +34,14 @@ def test_clean_data_has_no_findings(training: Factory) -> None:
     assert report.summary["features_with_write_times"] == 2
 
 
+def test_package_is_callable(training: Factory) -> None:
+    import flotilla.audit
+
+    report = flotilla.audit(training(n=300), label="churned", event_time="event_time")
+    assert isinstance(report, AuditReport)
+    assert callable(flotilla.audit.point_in_time_join)
+
+
 def test_last_login_cleared_on_cancel_is_an_error(training: Factory) -> None:
     df = training()
     df["last_login"] = df["event_time"] - pd.Timedelta(days=2)
@@ -72,6 +80,15 @@ def test_write_times_in_another_time_zone(training: Factory) -> None:
         .dt.tz_convert("America/New_York")
     )
     assert checks(run(df)) == {("future_value", "tenure"): "error"}
+
+
+def test_custom_written_at_suffix(training: Factory) -> None:
+    df = training().rename(columns={"tenure__written_at": "tenure_ts", "spend__written_at": "x"})
+    df.loc[:4, "tenure_ts"] = df.loc[:4, "event_time"] + pd.Timedelta(days=1)
+    report = run(df, written_at="_ts")
+    assert checks(report) == {("future_value", "tenure"): "error"}
+    assert report.summary["features_with_write_times"] == 1
+    assert len(report.findings[0].examples) == 5
 
 
 def test_long_written_at_table(training: Factory, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from flotilla.errors import ConfigError
 from flotilla.evaluation.compare import compare
 from flotilla.evaluation.report_html import render_html, write_html
 from flotilla.portfolio import PromotionPolicy
@@ -30,6 +31,7 @@ def write_traffic(
     seed: int = 0,
     labeled: float = 1.0,
     shadow_errors: int = 0,
+    scale: float = 1.0,
 ) -> tuple[OutcomeStore, dict[str, Any]]:
     """Live (churn@1) and shadow (churn@2) probabilities for ``n`` requests, and outcomes.
 
@@ -43,7 +45,7 @@ def write_traffic(
         z = signal * (2 * y - 1) + rng.normal(0, 1, n)
         return 1 / (1 + np.exp(-z))
 
-    pc, ps = probs(champ), probs(chall)
+    pc, ps = probs(champ) * scale, probs(chall) * scale
     end = T0 + timedelta(days=days)
     writer = RecordWriter(root, clock=FakeClock(start=end))
     outcomes, labeled_idx = [], []
@@ -155,6 +157,23 @@ def test_no_labels_is_not_enough_evidence(tmp_path: Path) -> None:
     assert "<svg" in render_html(c)
 
 
+def test_scores_that_are_not_probabilities(tmp_path: Path) -> None:
+    store, data = write_traffic(tmp_path, n=300, days=8, champ=0.3, chall=2.0, scale=10.0)
+    c = compare(store, "churn", policy=POLICY, clock=_clock(8))
+    assert c.challenger_metric.value == pytest.approx(skm.roc_auc_score(data["y"], data["ps"]))
+    assert c.verdict == "keep_shadowing" and c.needed == {"labeled_pairs": None, "days": None}
+    assert "sequential test cannot use these predictions" in c.reasons[0]
+
+
+def test_a_metric_that_does_not_suit_the_labels_is_a_clear_error(tmp_path: Path) -> None:
+    store, _ = write_traffic(tmp_path, n=60, days=1, champ=1.0, chall=1.0)
+    late = (T0 + timedelta(days=2)).isoformat()  # the latest observation wins
+    store.ingest("churn", [{"request_id": "r3", "label": 2.5, "observed_at": late}])
+    with pytest.raises(ConfigError, match="'auc' cannot be computed on the labeled pairs"):
+        compare(store, "churn", metric="auc", clock=_clock(1))
+    assert compare(store, "churn", metric="rmse", clock=_clock(1)).labeled_pairs == 60
+
+
 def test_no_records_at_all_is_not_an_error(tmp_path: Path) -> None:
     c = compare(OutcomeStore(tmp_path), "churn", policy=POLICY, clock=_clock(1))
     assert (c.champion, c.challenger, c.labeled_pairs, c.verdict) == (
@@ -197,3 +216,49 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
     assert "<polyline" in text and "<rect" in text and "keep_shadowing" in text
     assert "<script" not in text and "<link" not in text and "src=" not in text
     assert list((tmp_path / "out").iterdir()) == [path]  # no temporary file left behind
+
+
+def test_ranking_metrics_agree_with_scikit_learn(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    n, items = 300, 10
+    labels = rng.integers(0, items, n)
+    writer = RecordWriter(tmp_path, clock=FakeClock(start=T0 + timedelta(days=1)))
+    ranked: dict[str, list[list[int]]] = {"churn@1": [], "churn@2": []}
+    for i in range(n):
+        for role, ref, hit in (("live", "churn@1", 0.2), ("shadow", "churn@2", 0.7)):
+            order = [int(v) for v in rng.permutation(items)[:5]]
+            if rng.random() < hit and int(labels[i]) not in order[:3]:
+                order = [int(labels[i]), *[v for v in order if v != labels[i]]][:5]
+            ranked[ref].append(order)
+            writer.submit(
+                PredictionEvent(
+                    request_id=f"r{i}", model="recs", ref=ref, role=role, inputs=[{"u": i}],
+                    predictions=[order], ids=None, latency_ms=1.0, degraded=False, reasons=[],
+                    event_time=T0 + timedelta(minutes=i),
+                )
+            )  # fmt: skip
+    writer.flush()
+    store = OutcomeStore(tmp_path, clock=FakeClock(start=T0 + timedelta(days=2)))
+    store.ingest(
+        "recs",
+        [{"request_id": f"r{i}", "label": int(labels[i]),
+          "observed_at": (T0 + timedelta(hours=12)).isoformat()} for i in range(n)],
+    )  # fmt: skip
+    relevance = np.eye(items)[labels]
+
+    def scores(lists: list[list[int]]) -> np.ndarray:
+        out = np.zeros((n, items))
+        for row, order in enumerate(lists):
+            out[row, order] = np.arange(len(order), 0, -1)
+        return out
+
+    for metric in ("ndcg@3", "hit_rate@3"):
+        c = compare(store, "recs", metric=metric, clock=_clock(2))
+        assert c.labeled_pairs == n
+        for ref, got in (("churn@1", c.champion_metric), ("churn@2", c.challenger_metric)):
+            if metric == "ndcg@3":
+                want = skm.ndcg_score(relevance, scores(ranked[ref]), k=3)
+            else:
+                want = np.mean([labels[i] in ranked[ref][i][:3] for i in range(n)])
+            assert got.value == pytest.approx(want)
+        assert c.improvement.value > 0

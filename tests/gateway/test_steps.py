@@ -104,3 +104,21 @@ def test_batch_is_one_call() -> None:
 )
 def test_static_call_answers_its_value(value: Any, expected: Any) -> None:
     assert run(StaticCall(value)([{}, {}], 0.0)) == [expected, expected]
+
+
+def test_inline_call_discards_an_answer_past_its_deadline() -> None:
+    from flotilla.gateway._steps import InlineCall
+    from flotilla.testing import FakeClock
+
+    clock = FakeClock()
+    late: list[int] = []
+    call = InlineCall(Behaving(0.3), clock=clock, on_late=lambda: late.append(1))
+    assert run(call([{"x": 1}], clock.monotonic() + 1)) == [0.3]
+    with pytest.raises(StepFailure) as info:
+        run(call([{"x": 1}], clock.monotonic() - 0.001))
+    assert info.value.reason == "timeout"
+    assert late == [1]
+    lenient = InlineCall(Behaving(0.3), clock=clock, enforce_deadline=False)
+    assert run(lenient([{"x": 1}], clock.monotonic() - 1)) == [0.3]
+    with pytest.raises(StepFailure, match="RuntimeError"):
+        run(InlineCall(Behaving(mode="raise"), clock=clock)([{"x": 1}], clock.monotonic() + 1))

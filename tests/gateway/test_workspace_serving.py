@@ -160,3 +160,13 @@ def test_deploy_and_alias_moves_are_served_without_restart(
         assert time.monotonic() - began < 2.0, "the new revision was not picked up within 2 s"
         time.sleep(0.05)
     assert client.get("/v1/models/answer").json()["revision"] == 2
+
+
+def test_incidents_route_is_mounted(
+    workspace: Workspace, serve: Callable[[Gateway], httpx.Client]
+) -> None:
+    deploy(workspace, "answer", "answer@1")
+    client = serve(create_app(workspace.settings))
+    r = client.get("/v1/incidents")
+    assert r.status_code == 200
+    assert r.json() == []

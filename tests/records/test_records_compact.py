@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -196,3 +197,29 @@ def test_segments_round_trip_against_a_naive_oracle(
         pass
     got = RecordStore(root).query("SELECT model, request_id, row FROM predictions").fetchall()
     assert sorted(got) == sorted(oracle)
+
+
+def test_compaction_while_a_writer_writes(tmp_path: Path, make_event: MakeEvent) -> None:
+    writer = RecordWriter(tmp_path, flush_interval=0.01).start()
+    done = threading.Event()
+    total = 800
+
+    def produce() -> None:
+        for i in range(total):
+            writer.submit(make_event(f"w{i}"))
+            if i % 50 == 0:
+                done.wait(0.005)
+        done.set()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    rounds = 0
+    while not done.is_set() or rounds < 2:
+        RecordStore(tmp_path).compact()
+        rounds += 1
+    thread.join()
+    writer.close()
+    RecordStore(tmp_path).compact()
+    rows = RecordStore(tmp_path).query("SELECT request_id FROM predictions").fetchall()
+    assert sorted(r[0] for r in rows) == sorted(f"w{i}" for i in range(total))
+    assert len(list_segments(tmp_path, "predictions")) == 1

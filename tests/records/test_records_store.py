@@ -32,6 +32,7 @@ def test_empty_root_has_empty_views(tmp_path: Path) -> None:
     assert store.query("SELECT count(*) FROM outcomes").fetchall() == [(0,)]
     assert store.tail("churn").to_arrow_table().num_rows == 0
     assert store.check().ok
+    assert not (tmp_path / "nothing-here").exists()  # readers create nothing
 
 
 def test_query_is_lazy_and_sees_all_segments(tmp_path: Path, make_event: MakeEvent) -> None:

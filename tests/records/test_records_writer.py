@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from conftest import T0, MakeEvent
 from flotilla.errors import ConfigError, RecordsError
-from flotilla.records import PREDICTION_SCHEMA, RecordStore, RecordWriter
+from flotilla.records import PREDICTION_SCHEMA, RecordStore, RecordWriter, install_signal_flush
 from flotilla.testing import FakeClock
 
 
@@ -150,3 +152,18 @@ def test_invalid_options_are_refused(tmp_path: Path, option: str, value: float) 
 def test_constructor_does_no_io(tmp_path: Path) -> None:
     RecordWriter(tmp_path / "not-yet")
     assert not (tmp_path / "not-yet").exists()
+
+
+def test_install_signal_flush_closes_then_exits(tmp_path: Path, make_event: MakeEvent) -> None:
+    writer = RecordWriter(tmp_path, flush_interval=60.0).start()
+    restore = install_signal_flush(writer, signals=(signal.SIGUSR1,))
+    try:
+        writer.submit(make_event("r1"))
+        with pytest.raises(SystemExit) as exit_info:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            threading.Event().wait(1.0)  # the handler runs between bytecodes
+        assert exit_info.value.code == 128 + signal.SIGUSR1
+        assert writer.closed and len(_rows(tmp_path)) == 1
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL

@@ -86,7 +86,7 @@ def test_migrate_twice_and_reopen(settings: Settings) -> None:
         migrate(engine)
         with engine.connect() as conn:
             head = conn.exec_driver_sql("select version_num from fl_registry_alembic_version")
-            assert [r[0] for r in head] == ["r0001"]
+            assert [r[0] for r in head] == ["r0002"]
     finally:
         engine.dispose()
     with Registry.open(settings) as reg:

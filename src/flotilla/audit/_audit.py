@@ -118,22 +118,25 @@ def audit(
                 findings.extend(step(prepared))
                 advance(name)
         ordered = sort_findings(findings)
-        summary = make_summary(
-            rows=prepared.rows,
-            features=[f.name for f in prepared.features],
-            findings=ordered,
-            extra={
-                "label": label,
-                "label_kind": prepared.label_kind,
-                "label_classes": prepared.label_classes,
-                "rows_without_label": prepared.dropped_null_labels,
-                "sample_rows": int(prepared.sample["__cls"].size),
-                "features_with_write_times": sum(1 for f in prepared.features if f.written),
-            },
-        )
-        return AuditReport(findings=ordered, summary=summary)
+        return AuditReport(findings=ordered, summary=_summary(prepared, ordered))
     finally:
         conn.close()
+
+
+def _summary(data: AuditData, findings: list[Finding]) -> dict[str, Any]:
+    return make_summary(
+        rows=data.rows,
+        features=[f.name for f in data.features],
+        findings=findings,
+        extra={
+            "label": data.label,
+            "label_kind": data.label_kind,
+            "label_classes": data.label_classes,
+            "rows_without_label": data.dropped_null_labels,
+            "sample_rows": int(data.sample["__cls"].size),
+            "features_with_write_times": sum(1 for f in data.features if f.written),
+        },
+    )
 
 
 def _cardinality_finding(data: AuditData) -> Finding:

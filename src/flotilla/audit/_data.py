@@ -159,6 +159,54 @@ def _written_from_table(
     return {n: f"wa.{quote('__w' + str(i))}" for i, n in enumerate(known)}
 
 
+def _write_times(
+    conn: duckdb.DuckDBPyConnection,
+    columns: list[str],
+    written_at: Any,
+    entity: str | None,
+    roles: set[str | None],
+) -> tuple[list[str], dict[str, str], str]:
+    """(feature names, feature -> SQL of its write time in epoch s, extra JOIN clause)."""
+    table_form = written_at is not None and (
+        isinstance(written_at, pa.Table) or _is_file(written_at)
+    )
+    suffix = written_at if isinstance(written_at, str) and not table_form else DEFAULT_SUFFIX
+    names = [c for c in columns if c not in roles and not c.endswith(suffix)]
+    if table_form:
+        written = _written_from_table(conn, written_at, entity, names)
+        return (
+            names,
+            written,
+            f"LEFT JOIN wa ON wa.__wk = CAST(src.{quote(str(entity))} AS VARCHAR)",
+        )
+    written = {
+        n: f"epoch({time_sql(conn, 'src', n + suffix, 'written-at')})"
+        for n in names
+        if n + suffix in columns
+    }
+    return names, written, ""
+
+
+def _feature_columns(
+    conn: duckdb.DuckDBPyConnection, names: list[str], written: dict[str, str], selects: list[str]
+) -> list[Feature]:
+    """Describe each feature and append its columns (value, write time) to ``selects``."""
+    features = []
+    for i, n in enumerate(names):
+        type_name = column_type(conn, "src", n)
+        fkind, integer = _kind(type_name)
+        wcol = None
+        if n in written:
+            wcol = f"__wt{i}"
+            selects.append(f"{written[n]} AS {wcol}")
+        raw = f"src.{quote(n)}"
+        if type_name in ("FLOAT", "DOUBLE"):  # NaN counts as missing, as in pandas
+            raw = f"CASE WHEN isnan({raw}) THEN NULL ELSE {raw} END"
+        selects.append(f"{raw} AS {quote(n)}")
+        features.append(Feature(n, fkind, integer, wcol))
+    return features
+
+
 def prepare(
     data: Any,
     *,
@@ -184,44 +232,25 @@ def prepare(
             "The training data has no rows. Audit a file that holds the training rows."
         )
     t_sql = time_sql(conn, "src", event_time, "event time")
-    suffix = (
-        written_at if isinstance(written_at, str) and not _is_file(written_at) else DEFAULT_SUFFIX
+    names, written, join = _write_times(
+        conn, columns, written_at, entity, {label, event_time, entity, split}
     )
-    roles = {label, event_time, entity, split}
-    names = [c for c in columns if c not in roles and not c.endswith(suffix)]
-    written: dict[str, str] = {}
-    join = ""
-    if written_at is not None and (isinstance(written_at, pa.Table) or _is_file(written_at)):
-        written = _written_from_table(conn, written_at, entity, names)
-        join = f"LEFT JOIN wa ON wa.__wk = CAST(src.{quote(str(entity))} AS VARCHAR)"
-    else:
-        for n in names:
-            if n + suffix in columns:
-                wt = time_sql(conn, "src", n + suffix, "written-at")
-                written[n] = f"epoch({wt})"
     kind, cls, targets, n_classes, capped = _label_setup(conn, label)
-    features: list[Feature] = []
     selects = [f"{cls} AS __cls", f"src.{quote(label)} AS __y", f"epoch({t_sql}) AS __t"]
     if entity:
         selects.append(f"src.{quote(entity)} AS __ent")
     if split:
         selects.append(f"CAST(src.{quote(split)} AS VARCHAR) AS __split")
-    for i, n in enumerate(names):
-        fkind, integer = _kind(column_type(conn, "src", n))
-        wcol = None
-        if n in written:
-            wcol = f"__wt{i}"
-            selects.append(f"{written[n]} AS {wcol}")
-        raw = f"src.{quote(n)}"
-        if column_type(conn, "src", n) in ("FLOAT", "DOUBLE"):  # NaN counts as missing
-            raw = f"CASE WHEN isnan({raw}) THEN NULL ELSE {raw} END"
-        selects.append(f"{raw} AS {quote(n)}")
-        features.append(Feature(n, fkind, integer, wcol))
+    features = _feature_columns(conn, names, written, selects)
     conn.execute(
         f"CREATE OR REPLACE VIEW rows AS SELECT {', '.join(selects)} FROM src {join} "
         f"WHERE src.{quote(label)} IS NOT NULL"
     )
     kept = int(conn.sql("SELECT count(*) FROM rows").fetchall()[0][0])
+    if kept == 0:
+        raise AuditError(
+            f"The label column '{label}' is null on every row. Audit rows that have a label."
+        )
     audit_data = AuditData(
         conn,
         kept,

@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from flotilla.audit._data import AuditData, Feature
 from flotilla.audit._leakage import MIN_ROWS, scores_of, value_auc, values_of
@@ -57,10 +56,10 @@ def _copy_kind(data: AuditData, idx: int) -> str | None:
     )
     if np.all(text == cls.astype(str)):
         return "equal"
-    frame = pd.DataFrame({"x": text, "y": cls})
-    distinct = frame["x"].nunique()
-    if 2 <= distinct <= MAX_MAPPING_VALUES and len(frame) >= 5 * distinct:
-        if int(frame.groupby("x")["y"].nunique().max()) == 1:
+    values = np.unique(text.astype(str))
+    if 2 <= values.size <= MAX_MAPPING_VALUES and text.size >= 5 * values.size:
+        pairs = np.unique(np.char.add(np.char.add(text.astype(str), "\x00"), cls.astype(str)))
+        if pairs.size == values.size:  # each value goes with exactly one label
             return "mapping"
     return None
 

@@ -61,9 +61,19 @@ def examples(
 
 
 def histogram(values: NDArray[np.float64], bins: int = 24) -> dict[str, Any]:
-    """Chart data: a histogram of ``values`` (nan dropped) with a marker at zero."""
+    """Chart data: a histogram of ``values`` (nan dropped) with an edge and a marker at zero.
+
+    Zero (the event time) is always a bin edge, so late writes never share a bar with
+    timely ones.
+    """
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return {}
-    counts, edges = np.histogram(finite, bins=bins)
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo < 0 < hi:
+        left = max(1, min(bins - 1, round(bins * -lo / (hi - lo))))
+        edges = np.r_[np.linspace(lo, 0.0, left + 1)[:-1], np.linspace(0.0, hi, bins - left + 1)]
+    else:
+        edges = np.histogram_bin_edges(finite, bins=bins)
+    counts, edges = np.histogram(finite, bins=edges)
     return {"kind": "histogram", "edges": edges.tolist(), "counts": counts.tolist(), "marker": 0.0}

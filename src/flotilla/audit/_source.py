@@ -36,7 +36,7 @@ def _literal(text: str) -> str:
 
 
 def connect(
-    memory_limit: str = DEFAULT_MEMORY_LIMIT, *, nan_safe: bool = False
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT, *, nan_safe: bool = False
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection in UTC with a memory limit that spills to a temp dir.
 
@@ -45,7 +45,8 @@ def connect(
     """
     conn = duckdb.connect(":memory:")
     conn.execute("SET TimeZone = 'UTC'")
-    conn.execute(f"SET memory_limit = {_literal(memory_limit)}")
+    if memory_limit is not None:  # None: DuckDB's default, 80% of the machine's memory
+        conn.execute(f"SET memory_limit = {_literal(memory_limit)}")
     conn.execute(f"SET temp_directory = {_literal(tempfile.gettempdir())}")
     conn.execute("SET preserve_insertion_order = true")
     conn.execute("SET enable_progress_bar = false")

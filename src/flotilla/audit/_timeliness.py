@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from flotilla.audit._data import AuditData
+from flotilla.audit._data import AuditData, Feature
 from flotilla.audit._report import Finding
 from flotilla.audit._rows import examples, histogram, iso
 from flotilla.audit._source import quote
+from flotilla.errors import AuditError
 
 __all__ = ["check_future_values", "check_split"]
 
@@ -39,54 +40,55 @@ def check_future_values(data: AuditData) -> list[Finding]:
     findings = []
     for i, f in enumerate(timed):
         late, known, quants, worst = row[4 * i : 4 * i + 4]
-        if not late:
-            continue
-        share = late / known
-        p50, p95 = (quants or [None, None])[:2]
-        idx = data.features.index(f)
-        lags = data.sample.get(f"w{idx}", np.array([])) - data.sample["__t"]
-        findings.append(
-            Finding(
-                check="future_value",
-                feature=f.name,
-                severity="error",
-                message=(
-                    f"{late:,} of {known:,} rows ({share:.2%}) hold a value of '{f.name}' that "
-                    "was written after the row's event time: at prediction time the model could "
-                    "not have seen it."
-                ),
-                evidence={
-                    "share": share,
-                    "count": late,
-                    "rows_with_write_time": known,
-                    "lag_p50_s": _seconds(p50),
-                    "lag_p95_s": _seconds(p95),
-                    "lag_max_s": _seconds(worst),
-                },
-                examples=examples(
-                    data,
-                    {
-                        data.event_time: "__t",
-                        f.name: quote(f.name),
-                        f"{f.name}__written_at": f.written or "NULL",
-                    },
-                    f"{f.written} > __t",
-                    order=f"{f.written} - __t DESC",
-                ),
-                advice=(
-                    "Build the training set with a point-in-time join (flotilla features join) "
-                    "so each row only sees values written at or before its event time, or drop "
-                    "the feature if it is only known after the event."
-                ),
-                chart=histogram(lags),
-            )
-        )
+        if late:
+            findings.append(_future_finding(data, f, late, known, quants, worst))
     return findings
 
 
-def _split_sides(data: AuditData) -> tuple[list[str], list[str]]:
-    from flotilla.errors import AuditError
+def _future_finding(
+    data: AuditData, f: Feature, late: int, known: int, quants: Any, worst: Any
+) -> Finding:
+    share = late / known
+    p50, p95 = (quants or [None, None])[:2]
+    idx = data.features.index(f)
+    lags = data.sample.get(f"w{idx}", np.array([])) - data.sample["__t"]
+    return Finding(
+        check="future_value",
+        feature=f.name,
+        severity="error",
+        message=(
+            f"{late:,} of {known:,} rows ({share:.2%}) hold a value of '{f.name}' that was "
+            "written after the row's event time: at prediction time the model could not have "
+            "seen it."
+        ),
+        evidence={
+            "share": share,
+            "count": late,
+            "rows_with_write_time": known,
+            "lag_p50_s": _seconds(p50),
+            "lag_p95_s": _seconds(p95),
+            "lag_max_s": _seconds(worst),
+        },
+        examples=examples(
+            data,
+            {
+                data.event_time: "__t",
+                f.name: quote(f.name),
+                f"{f.name}__written_at": f.written or "NULL",
+            },
+            f"{f.written} > __t",
+            order=f"{f.written} - __t DESC",
+        ),
+        advice=(
+            "Build the training set with a point-in-time join (flotilla features join) so each "
+            "row only sees values written at or before its event time, or drop the feature if "
+            "it is only known after the event."
+        ),
+        chart=histogram(lags),
+    )
 
+
+def _split_sides(data: AuditData) -> tuple[list[str], list[str]]:
     values = [
         str(r[0])
         for r in data.conn.sql(

@@ -23,7 +23,6 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from flotilla.audit._source import (
-    DEFAULT_MEMORY_LIMIT,
     column_type,
     connect,
     quote,
@@ -85,10 +84,11 @@ def _feature_view(
     entity: str,
     taken: set[str],
     event_key_type: str,
-) -> tuple[list[tuple[str, str]], str]:
-    """Register feature table ``i`` deduplicated per (entity, written_at).
+) -> tuple[list[tuple[str, str]], str, bool]:
+    """Register feature table ``i`` as view ``ft{i}`` (entity ``__k``, ``__w``, ``c0``...).
 
-    Returns the (column, output name) pairs and the SQL type both join keys are cast to.
+    Returns the (column, output name) pairs, the SQL type both join keys are cast to, and
+    whether some (entity, written_at) pairs occur more than once.
     """
     src = f"ft{i}_src"
     what = f"feature table #{i + 1}"
@@ -115,18 +115,37 @@ def _feature_view(
             )
         taken.add(out)
     ts = time_sql(conn, src, table.written_at, "written_at")
-    struct = ", ".join(f"{quote('c' + str(j))}: {quote(f)}" for j, (f, _) in enumerate(pairs))
     key_type = "BIGINT" if event_key_type == _key_type(conn, src, key) == "BIGINT" else "VARCHAR"
-    key_sql = f"CAST({quote(key)} AS {key_type})"
+    values = ", ".join(f"{quote(f)} AS {quote('c' + str(j))}" for j, (f, _) in enumerate(pairs))
+    base = f"CAST({quote(key)} AS {key_type}) AS __k, {ts} AS __w, {values} FROM {quote(src)}"
     conn.execute(
-        f"CREATE OR REPLACE VIEW ft{i}_ord AS SELECT row_number() OVER () AS __ford, "
-        f"{key_sql} AS __k, {ts} AS __w, {{{struct}}} AS __v FROM {quote(src)}"
+        f"CREATE OR REPLACE VIEW ft{i} AS SELECT * FROM (SELECT {base}) "
+        "WHERE __k IS NOT NULL AND __w IS NOT NULL"
     )
+    return pairs, key_type, _resolve_ties(conn, i, base, len(pairs))
+
+
+def _resolve_ties(conn: duckdb.DuckDBPyConnection, i: int, base: str, width: int) -> bool:
+    """Store, for (entity, written_at) pairs written more than once, the last row's values.
+
+    The ASOF join picks an arbitrary row among such ties; the join then takes the values from
+    table ``td{i}`` instead. Checking costs one hash aggregate on the keys; resolving touches
+    only the tied rows. Returns whether there are ties.
+    """
     conn.execute(
-        f"CREATE OR REPLACE VIEW ft{i} AS SELECT __k, __w, max_by(__v, __ford) AS __v "
-        f"FROM ft{i}_ord WHERE __k IS NOT NULL AND __w IS NOT NULL GROUP BY __k, __w"
+        f"CREATE OR REPLACE TEMP TABLE tk{i} AS SELECT __k, __w FROM ft{i} "
+        "GROUP BY __k, __w HAVING count(*) > 1"
     )
-    return pairs, key_type
+    if not conn.execute(f"SELECT count(*) FROM tk{i}").fetchall()[0][0]:
+        return False
+    struct = ", ".join(f"{quote('c' + str(j))}: {quote('c' + str(j))}" for j in range(width))
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE td{i} AS SELECT o.__k, o.__w, "
+        f"max_by({{{struct}}}, o.__ford) AS __v FROM "
+        f"(SELECT row_number() OVER () AS __ford, {base}) o "
+        f"SEMI JOIN tk{i} t ON o.__k = t.__k AND o.__w = t.__w GROUP BY o.__k, o.__w"
+    )
+    return True
 
 
 _INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
@@ -145,7 +164,7 @@ def point_in_time_join(
     event_time: str,
     ttl: timedelta | None = None,
     include_written_at: bool = False,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    memory_limit: str | None = None,
 ) -> pa.Table:
     """Join each event to every feature table's latest value written at or before its time.
 
@@ -158,7 +177,8 @@ def point_in_time_join(
         ttl: when given, a value older than ``event_time - ttl`` counts as missing.
         include_written_at: add a ``<feature>__written_at`` column per feature (what
             :func:`flotilla.audit.audit` reads to check timeliness).
-        memory_limit: DuckDB's memory limit; beyond it DuckDB spills to a temp directory.
+        memory_limit: DuckDB's memory limit (e.g. ``"4GB"``); beyond it DuckDB spills to a
+            temp directory, which is much slower. ``None``: DuckDB's default (80% of RAM).
 
     Returns:
         The events in their original order with one column per feature (null when missing);
@@ -179,30 +199,21 @@ def point_in_time_join(
         original = _events_view(conn, events, entity, event_time)
         taken = set(original)
         key_type = _key_type(conn, "events_src", entity)
-        selects, joins = ["e.* EXCLUDE (__eord, __et)"], []
+        selects: list[str] = ["e.* EXCLUDE (__eord, __et)"]
+        joins: list[str] = []
         for i, item in enumerate(features):
             table = item if isinstance(item, FeatureTable) else FeatureTable(source=item)
-            pairs, ktype = _feature_view(conn, i, table, entity, taken, key_type)
-            alias = f"f{i}"
-            joins.append(
-                f"ASOF LEFT JOIN ft{i} {alias} ON CAST(e.{quote(entity)} AS {ktype}) = {alias}.__k "
-                f"AND e.__et >= {alias}.__w"
+            pairs, ktype, ties = _feature_view(conn, i, table, entity, taken, key_type)
+            _join_parts(
+                i,
+                pairs,
+                ties,
+                f"CAST(e.{quote(entity)} AS {ktype})",
+                ttl_s,
+                include_written_at,
+                selects,
+                joins,
             )
-            fresh = (
-                "TRUE"
-                if ttl_s is None
-                else (
-                    f"{alias}.__w >= e.__et - to_microseconds(CAST({round(ttl_s * 1e6)} AS BIGINT))"
-                )
-            )
-            for j, (_, out) in enumerate(pairs):
-                selects.append(
-                    f"CASE WHEN {fresh} THEN {alias}.__v.{quote('c' + str(j))} END AS {quote(out)}"
-                )
-                if include_written_at:
-                    selects.append(
-                        f"CASE WHEN {fresh} THEN {alias}.__w END AS {quote(out + '__written_at')}"
-                    )
         sql = f"SELECT {', '.join(selects)} FROM events e {' '.join(joins)} ORDER BY e.__eord"
         try:
             table = conn.sql(sql).to_arrow_table()
@@ -214,6 +225,34 @@ def point_in_time_join(
         )
     finally:
         conn.close()
+
+
+def _join_parts(
+    i: int,
+    pairs: list[tuple[str, str]],
+    ties: bool,
+    event_key: str,
+    ttl_s: float | None,
+    include_written_at: bool,
+    selects: list[str],
+    joins: list[str],
+) -> None:
+    """Append feature table ``i``'s ASOF join (and tie fix-up join) and output columns."""
+    f, d = f"f{i}", f"d{i}"
+    joins.append(f"ASOF LEFT JOIN ft{i} {f} ON {event_key} = {f}.__k AND e.__et >= {f}.__w")
+    if ties:
+        joins.append(f"LEFT JOIN td{i} {d} ON {d}.__k = {f}.__k AND {d}.__w = {f}.__w")
+    fresh = "TRUE"
+    if ttl_s is not None:
+        fresh = f"{f}.__w >= e.__et - to_microseconds(CAST({round(ttl_s * 1e6)} AS BIGINT))"
+    for j, (_, out) in enumerate(pairs):
+        c = quote("c" + str(j))
+        value = f"{f}.{c}"
+        if ties:
+            value = f"CASE WHEN {d}.__k IS NULL THEN {value} ELSE {d}.__v.{c} END"
+        selects.append(f"CASE WHEN {fresh} THEN {value} END AS {quote(out)}")
+        if include_written_at:
+            selects.append(f"CASE WHEN {fresh} THEN {f}.__w END AS {quote(out + '__written_at')}")
 
 
 def write_table(table: pa.Table, path: str | Path) -> Path:

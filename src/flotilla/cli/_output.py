@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flotilla.settings import Settings
 
@@ -54,7 +55,7 @@ def emit_json(data: Any) -> None:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear error line to stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 

@@ -84,6 +84,12 @@ def models_register(
     accept_leakage_risk: str | None = typer.Option(
         None, "--accept-leakage-risk", help="Register despite audit errors; the reason is kept."
     ),
+    reference: str | None = typer.Option(
+        None, "--reference", help="Training/validation file (Parquet, CSV) to profile for drift."
+    ),
+    reference_output: str | None = typer.Option(
+        None, "--reference-output", help="Column of --reference holding model outputs."
+    ),
     json: bool = JSON_OPTION,
 ) -> None:
     """Register a new version of a model and print NAME@N."""
@@ -106,6 +112,8 @@ def models_register(
         label=label,
         event_time=event_time,
         accept_leakage_risk=accept_leakage_risk,
+        reference=reference,
+        reference_output=reference_output,
     )
     if json:
         emit_json(version.to_dict())

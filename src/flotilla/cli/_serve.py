@@ -25,7 +25,16 @@ def serve(
     records: bool = typer.Option(
         True, "--records/--no-records", help="Write a prediction record per request."
     ),
+    flush_interval: float = typer.Option(
+        1.0, "--flush-interval", help="Seconds between flushes of prediction records to disk."
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level."),
+    inline_flavors: str = typer.Option(
+        "",
+        "--inline-flavors",
+        help="Experimental: comma-separated flavors run on the event loop (e.g. onnx), "
+        "without the thread hop; never python.",
+    ),
 ) -> None:
     """Serve every deployed model (KServe V1 API, /metrics, /healthz, /readyz).
 
@@ -37,6 +46,8 @@ def serve(
         fail(f"The '--workers' option must be at least 1. Got {workers} instead.")
     if not 0 < port < 65536:
         fail(f"The '--port' option must be in 1..65535. Got {port} instead.")
+    if flush_interval <= 0:
+        fail(f"The '--flush-interval' option must be positive. Got {flush_interval} instead.")
     if max_body_mb <= 0:
         fail(f"The '--max-body-mb' option must be positive. Got {max_body_mb} instead.")
     current = settings()
@@ -44,6 +55,11 @@ def serve(
     os.environ["FLOTILLA_DB_URL"] = current.db_url
     os.environ["FLOTILLA_MAX_BODY_BYTES"] = str(int(max_body_mb * 1024 * 1024))
     os.environ["FLOTILLA_RECORDS"] = "1" if records else "0"
+    os.environ["FLOTILLA_FLUSH_INTERVAL"] = str(flush_interval)
+    flavors = [f.strip() for f in inline_flavors.split(",") if f.strip()]
+    if "python" in flavors:
+        fail("The '--inline-flavors' option cannot hold 'python': python models may block.")
+    os.environ["FLOTILLA_INLINE_FLAVORS"] = ",".join(flavors)
     metrics_dir: Path | None = None
     if workers > 1:
         metrics_dir = Path(tempfile.mkdtemp(prefix="flotilla-metrics-"))

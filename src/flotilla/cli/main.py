@@ -7,6 +7,7 @@ import traceback
 
 import click
 import typer
+from rich.markup import escape
 
 from flotilla.cli import (
     _audit,
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     except FlotillaError as exc:
         if STATE.debug:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         sys.exit(1)
     except click.exceptions.Abort:
         err_console.print("aborted")
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         if STATE.debug:
             traceback.print_exc()
         err_console.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} "
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} "
             "(run again with --debug for the traceback)",
             markup=True,
             highlight=False,

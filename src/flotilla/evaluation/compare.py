@@ -197,10 +197,11 @@ def compare(
     since = _aware(since)
     con = outcomes.records.connect(model)
     try:
-        champion = champion or _latest_live(con, since)
-        challenger = challenger or _busiest_shadow(con, since)
-        serving = _serving(con, model, champion, challenger, since)
-        first_shadow = _first_shadow(con, challenger, since)
+        refs = _refs(con, since)
+        champion = champion or refs.latest_live()
+        challenger = challenger or refs.busiest_shadow()
+        first_shadow = refs.first_shadow(challenger)
+        serving = _serving(con, champion, challenger, since)
         predicted = _predictions_per_day(con, champion, since)
     finally:
         con.close()
@@ -259,9 +260,15 @@ def _verdict_policy(policy: Any) -> _verdict.PromotionPolicy:
 def _judge(metric: str, pairs: Pairs, *, policy: Any, days: float, seed: int) -> _Judged:
     """Metrics with intervals, the paired difference, the mSPRT and the verdict."""
     rng = np.random.default_rng(seed)
-    champ = _estimate(metric, pairs.y, pairs.champion, rng)
-    chall = _estimate(metric, pairs.y, pairs.challenger, rng)
-    diff = _paired(metric, pairs, chall.value - champ.value, rng)
+    try:
+        champ = _estimate(metric, pairs.y, pairs.champion, rng)
+        chall = _estimate(metric, pairs.y, pairs.challenger, rng)
+        diff = _paired(metric, pairs, chall.value - champ.value, rng)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"The metric {metric!r} cannot be computed on the labeled pairs: {exc} "
+            "Pick a metric that suits the labels and predictions (--metric)."
+        ) from None
     better = higher_is_better(metric)
     improvement = diff if better else Estimate(-diff.value, -diff.ci_high, -diff.ci_low)
     reasons: list[str] = []
@@ -270,11 +277,20 @@ def _judge(metric: str, pairs: Pairs, *, policy: Any, days: float, seed: int) ->
             metric, pairs.y, pairs.challenger
         )
     except ConfigError as exc:
-        reasons.append(f"The sequential test cannot use these predictions: {exc}")
+        reasons.append(
+            f"The sequential test cannot use these predictions ({exc}), so no verdict other "
+            "than keep_shadowing is possible; pick a metric whose per-request loss they "
+            "support (e.g. --metric accuracy or rmse)."
+        )
         d = np.zeros(0)
     found = _verdict.decide(_verdict_policy(policy), differences=d, days=days)
+    needed = {"labeled_pairs": found.needed_pairs, "days": _num(found.needed_days)}
     if pairs.n == 0:
         reasons.append("Not enough evidence: no labeled pairs yet.")
+    if not reasons:
+        reasons = [r[:1].upper() + r[1:] for r in found.reasons]
+    elif pairs.n:
+        needed = {"labeled_pairs": None, "days": None}
     return _Judged(
         champion=champ,
         challenger=chall,
@@ -282,8 +298,8 @@ def _judge(metric: str, pairs: Pairs, *, policy: Any, days: float, seed: int) ->
         improvement=improvement,
         sequential=_sequential(found, d.size),
         verdict=found.verdict,
-        needed={"labeled_pairs": found.needed_pairs, "days": _num(found.needed_days)},
-        reasons=[*reasons, *(r[:1].upper() + r[1:] for r in found.reasons)],
+        needed=needed,
+        reasons=reasons,
     )
 
 
@@ -314,14 +330,11 @@ def _estimate(metric: str, y: Any, pred: Any, rng: np.random.Generator) -> Estim
     auc = parse_metric(metric).name == "auc"
     idx = _subsample(n, _DELONG_ROWS if auc else _BOOT_ROWS, rng)
     seed = int(rng.integers(2**31))
-    try:
-        if idx is None:
-            r = evaluate(metric, y, pred, seed=seed)
-            return Estimate(r.value, r.lo, r.hi)
-        value = metric_value(metric, y, pred)
-        r = evaluate(metric, _take(y, idx), _take(pred, idx), seed=seed)
-    except ConfigError:
-        return Estimate()
+    if idx is None:
+        r = evaluate(metric, y, pred, seed=seed)
+        return Estimate(r.value, r.lo, r.hi)
+    value = metric_value(metric, y, pred)
+    r = evaluate(metric, _take(y, idx), _take(pred, idx), seed=seed)
     scale = math.sqrt(len(idx) / n)
     return Estimate(value, value - (r.value - r.lo) * scale, value + (r.hi - r.value) * scale)
 
@@ -336,18 +349,15 @@ def _paired(metric: str, pairs: Pairs, diff: float, rng: np.random.Generator) ->
     cap, n_boot = (_AUC_BOOT_ROWS, _AUC_N_BOOT) if auc else (_BOOT_ROWS, 1000)
     idx = _subsample(n, cap, rng)
     seed = int(rng.integers(2**31))
-    try:
-        if idx is None:
-            value, lo, hi = paired_bootstrap(
-                metric, pairs.y, pairs.challenger, pairs.champion, n_boot, seed
-            )
-            return Estimate(value, lo, hi)
-        y = _take(pairs.y, idx)
-        sub, lo, hi = paired_bootstrap(
-            metric, y, _take(pairs.challenger, idx), _take(pairs.champion, idx), n_boot, seed
+    if idx is None:
+        value, lo, hi = paired_bootstrap(
+            metric, pairs.y, pairs.challenger, pairs.champion, n_boot, seed
         )
-    except ConfigError:
-        return Estimate()
+        return Estimate(value, lo, hi)
+    y = _take(pairs.y, idx)
+    sub, lo, hi = paired_bootstrap(
+        metric, y, _take(pairs.challenger, idx), _take(pairs.champion, idx), n_boot, seed
+    )
     scale = math.sqrt(len(idx) / n)
     return Estimate(diff, diff - (sub - lo) * scale, diff + (hi - sub) * scale)
 
@@ -376,37 +386,34 @@ def _since(since: datetime | None, column: str = "event_time") -> str:
     return "" if since is None else f" AND {column} >= TIMESTAMPTZ {_lit(since.isoformat())}"
 
 
-def _latest_live(con: duckdb.DuckDBPyConnection, since: datetime | None) -> str | None:
+@dataclass(frozen=True)
+class _Refs:
+    """Per (role, ref) of the window: records, first and last event time (epoch seconds)."""
+
+    rows: list[tuple[str, str, int, float, float]]
+
+    def latest_live(self) -> str | None:
+        live = [r for r in self.rows if r[0] == "live"]
+        return max(live, key=lambda r: r[4])[1] if live else None
+
+    def busiest_shadow(self) -> str | None:
+        shadows = [r for r in self.rows if r[0] == "shadow"]
+        return max(shadows, key=lambda r: (r[2], r[4]))[1] if shadows else None
+
+    def first_shadow(self, ref: str | None) -> datetime | None:
+        found = [r[3] for r in self.rows if r[0] == "shadow" and r[1] == ref]
+        return datetime.fromtimestamp(found[0], UTC) if found else None
+
+
+def _refs(con: duckdb.DuckDBPyConnection, since: datetime | None) -> _Refs:
     sql = (
-        "SELECT ref FROM predictions WHERE role = 'live'"
+        "SELECT role, ref, count(*), epoch(min(event_time)), epoch(max(event_time)) "
+        "FROM predictions WHERE role IN ('live', 'shadow') AND ref IS NOT NULL"
         + _since(since)
-        + " ORDER BY event_time DESC LIMIT 1"
+        + " GROUP BY role, ref"
     )
-    row = _one(con, sql)
-    return None if row is None else str(row[0])
-
-
-def _busiest_shadow(con: duckdb.DuckDBPyConnection, since: datetime | None) -> str | None:
-    sql = (
-        "SELECT ref, count(*) AS n, epoch(max(event_time)) AS t FROM predictions "
-        "WHERE role = 'shadow'" + _since(since) + " GROUP BY ref ORDER BY n DESC, t DESC LIMIT 1"
-    )
-    row = _one(con, sql)
-    return None if row is None else str(row[0])
-
-
-def _first_shadow(
-    con: duckdb.DuckDBPyConnection, challenger: str | None, since: datetime | None
-) -> datetime | None:
-    if challenger is None:
-        return None
-    sql = (
-        "SELECT epoch(min(event_time)) FROM predictions WHERE role = 'shadow' AND ref = "
-        + _lit(challenger)
-        + _since(since)
-    )
-    row = _one(con, sql)
-    return None if row is None or row[0] is None else datetime.fromtimestamp(row[0], UTC)
+    rows = con.sql(sql).fetchall()
+    return _Refs([(str(a), str(b), int(n), float(lo), float(hi)) for a, b, n, lo, hi in rows])
 
 
 def _failed(ref: str | None) -> str:
@@ -414,12 +421,11 @@ def _failed(ref: str | None) -> str:
     if ref is None:
         return "false"
     marks = [_lit(f'%"ref":{orjson.dumps(ref).decode()},"reason":"{r}"%') for r in _FAILURES]
-    return "(" + " OR ".join(f"reasons LIKE {m}" for m in marks) + ")"
+    return "(degraded AND (" + " OR ".join(f"reasons LIKE {m}" for m in marks) + "))"
 
 
 def _serving(
     con: duckdb.DuckDBPyConnection,
-    model: str,
     champion: str | None,
     challenger: str | None,
     since: datetime | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flotilla.gateway._app import DEFAULT_MAX_BODY_BYTES, Gateway, PredictionSink
 from flotilla.gateway._breaker import BreakerConfig, CircuitBreaker
-from flotilla.gateway._chain import Answer, ChainStep, ServedModel, budget_reserves
+from flotilla.gateway._chain import Answer, ChainStep, ServedModel, ShadowStep, budget_reserves
 from flotilla.gateway._host import DeploymentSource, HostState, ModelHost
 from flotilla.gateway._source import WorkspaceSource
 from flotilla.gateway._steps import REASONS, StepFailure
@@ -29,6 +29,7 @@ __all__ = [
     "ModelHost",
     "PredictionSink",
     "ServedModel",
+    "ShadowStep",
     "StepFailure",
     "WorkspaceSource",
     "budget_reserves",

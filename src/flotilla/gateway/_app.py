@@ -2,7 +2,9 @@
 
 Routing is a handful of string checks on the raw ASGI scope (no framework on the hot path);
 other protocols (KServe V2 ``/v2/...``, MLflow ``/invocations``) are added as more entries in
-:meth:`Gateway._route`, reusing :meth:`Gateway.predict_records`.
+:meth:`Gateway._route`, reusing :meth:`Gateway.predict_records`. Read-only sub-apps mount by
+exact path with :meth:`Gateway.mount` (``GET /v1/incidents`` is mounted at startup when the
+source is a workspace).
 """
 
 from __future__ import annotations
@@ -11,26 +13,34 @@ import asyncio
 import concurrent.futures
 import difflib
 import logging
-import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from flotilla.gateway._chain import Answer, ServedModel
 from flotilla.gateway._host import DeploymentSource, ModelHost
 from flotilla.gateway._http import (
-    BodyTooLarge,
     Receive,
     Scope,
     Send,
     dumps,
     header,
-    parse_json,
-    read_body,
     send_bytes,
     send_json,
 )
-from flotilla.gateway._steps import format_violations
+from flotilla.gateway._v1 import (
+    RequestError,
+    not_allowed,
+    read_instances,
+    reject_invalid,
+    request_id_of,
+)
+from flotilla.gateway.incidents_route import INCIDENTS_PATH, incidents_endpoint
+from flotilla.gateway.outcomes_route import OUTCOMES_SUFFIX, post_outcomes
+from flotilla.gateway.shadow import ShadowJob, ShadowMirror
+from flotilla.monitoring.incidents import IncidentStore
 from flotilla.monitoring.metrics import CONTENT_TYPE_LATEST, GatewayMetrics, exposition
-from flotilla.records import PredictionEvent
+from flotilla.records import OutcomeStore, PredictionEvent
 from flotilla.types import Clock
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Gateway", "PredictionSink"]
@@ -40,7 +50,6 @@ log = logging.getLogger("flotilla.gateway")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 _PREFIX = "/v1/models/"
 _PREDICT = ":predict"
-_MAX_REQUEST_ID = 128
 
 
 class PredictionSink(Protocol):
@@ -51,15 +60,7 @@ class PredictionSink(Protocol):
         ...
 
 
-class _RequestError(Exception):
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body.get("error", ""))
-        self.status = status
-        self.body = body
-
-
-def _bad(message: str) -> _RequestError:
-    return _RequestError(400, {"error": message})
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Gateway:
@@ -75,6 +76,8 @@ class Gateway:
         max_body_bytes: bodies larger than this are answered 413.
         poll_interval_s: how often the host checks for new deployment revisions.
         multiprocess_dir: ``PROMETHEUS_MULTIPROC_DIR`` when several workers serve.
+        inline_flavors: flavors run on the event loop (experimental, see ``create_app``).
+        mirror: runs the deployments' shadows on copies of the requests, after the answer.
     """
 
     def __init__(
@@ -88,8 +91,12 @@ class Gateway:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_interval_s: float = 1.0,
         multiprocess_dir: str | None = None,
+        inline_flavors: frozenset[str] = frozenset(),
+        mirror: ShadowMirror | None = None,
     ) -> None:
         self.source = source
+        self.mirror = mirror
+        self.inline_flavors = inline_flavors
         self.clock = clock
         self.metrics = metrics
         self.executor = executor
@@ -99,6 +106,12 @@ class Gateway:
         self.multiprocess_dir = multiprocess_dir
         self.host: ModelHost | None = None
         self.startup_error: str = ""
+        self.mounts: dict[str, ASGIApp] = {}
+        self.outcomes: OutcomeStore | None = None
+
+    def mount(self, path: str, app: ASGIApp) -> None:
+        """Answer requests to exactly ``path`` with the raw ASGI ``app`` (any method)."""
+        self.mounts[path] = app
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -111,14 +124,24 @@ class Gateway:
             metrics=self.metrics,
             executor=self.executor,
             poll_interval_s=self.poll_interval_s,
+            inline_flavors=self.inline_flavors,
         )
         host.start()
         self.host = host
+        workspace = getattr(source, "workspace", None)
+        registry = getattr(workspace, "registry", None)
+        if workspace is not None and registry is not None:
+            self.mount(INCIDENTS_PATH, incidents_endpoint(IncidentStore(registry)))
+            self.outcomes = OutcomeStore(workspace.settings.records, models=registry)
+        if self.mirror is not None:
+            self.mirror.start()
 
     def stop(self) -> None:
         """Stop the poller, close the sink and let model threads go."""
         if self.host is not None:
             self.host.stop()
+        if self.mirror is not None:  # before the sink, so the last shadow records are written
+            self.mirror.close()
         close = getattr(self.sink, "close", None)
         if callable(close):
             close()
@@ -156,16 +179,23 @@ class Gateway:
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
+        mounted = self.mounts.get(path)
+        if mounted is not None:
+            await mounted(scope, receive, send)
+            return
         if path.startswith(_PREFIX):
             name = path[len(_PREFIX) :]
             if name.endswith(_PREDICT):
                 if method != "POST":
-                    await _not_allowed(send, "POST")
+                    await not_allowed(send, "POST")
                     return
                 await self._predict(scope, receive, send, name[: -len(_PREDICT)])
                 return
             if method == "GET" and name and "/" not in name:
                 await self._model(send, name)
+                return
+            if name.endswith(OUTCOMES_SUFFIX) and "/" not in name[: -len(OUTCOMES_SUFFIX)]:
+                await self._outcomes(scope, receive, send, name[: -len(OUTCOMES_SUFFIX)])
                 return
         elif method == "GET":
             if path == "/v1/models":
@@ -187,14 +217,16 @@ class Gateway:
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
         start = self.clock.monotonic()
-        request_id = _request_id(header(scope, b"x-request-id"))
+        request_id = request_id_of(header(scope, b"x-request-id"))
         rid_header = (b"x-request-id", request_id.encode())
         try:
             served = self._served(name)
-            instances, ids = await self._read_instances(scope, receive)
+            instances, ids, feature_times = await read_instances(
+                scope, receive, self.max_body_bytes
+            )
             if served.input_policy == "reject" and served.signature is not None:
-                _reject_invalid(served, instances)
-        except _RequestError as exc:
+                reject_invalid(served, instances)
+        except RequestError as exc:
             await send_json(send, exc.status, exc.body, headers=[rid_header])
             return
         answer = await self.predict_records(served, instances, start)
@@ -213,7 +245,13 @@ class Gateway:
         elapsed = self.clock.monotonic() - start
         served.metrics.duration.observe(elapsed)
         if self.sink is not None:
-            self._submit(served, request_id, instances, ids, answer, elapsed)
+            event_time = self.clock.now()
+            keys = None if ids is None else [str(i) for i in ids]
+            self._submit(
+                served, request_id, instances, keys, answer, elapsed, event_time, feature_times
+            )
+            if served.shadows and self.mirror is not None:
+                self._mirror(served, request_id, instances, keys, event_time)
 
     async def predict_records(
         self, served: ServedModel, instances: list[Any], start: float
@@ -235,7 +273,7 @@ class Gateway:
         if served is None:
             close = difflib.get_close_matches(name, list(models), n=3, cutoff=0.5)
             hint = f" Closest: {', '.join(close)}." if close else ""
-            raise _RequestError(
+            raise RequestError(
                 404,
                 {
                     "error": f"No model named {name!r} is served.{hint} "
@@ -245,51 +283,16 @@ class Gateway:
             )
         return served
 
-    async def _read_instances(
-        self, scope: Scope, receive: Receive
-    ) -> tuple[list[Any], list[Any] | None]:
-        try:
-            raw = await read_body(scope, receive, self.max_body_bytes)
-        except BodyTooLarge:
-            raise _RequestError(
-                413,
-                {
-                    "error": f"The request body is larger than the limit of "
-                    f"{self.max_body_bytes} bytes; send fewer instances per request."
-                },
-            ) from None
-        try:
-            data = parse_json(raw)
-        except ValueError as exc:
-            raise _bad(f"The request body is not valid JSON: {exc}.") from None
-        if not isinstance(data, dict):
-            raise _bad(
-                'The request body must be a JSON object like {"instances": [{...}]}. '
-                f"Got a JSON {type(data).__name__} instead."
-            )
-        instances = data.get("instances")
-        if not isinstance(instances, list) or not instances:
-            got = "nothing" if instances is None else _describe(instances)
-            raise _bad(
-                "The 'instances' of the request must be a non-empty list of records, "
-                f'as in {{"instances": [{{"age": 31}}]}}. Got {got} instead.'
-            )
-        ids = data.get("ids")
-        if ids is not None and (not isinstance(ids, list) or len(ids) != len(instances)):
-            raise _bad(
-                f"The 'ids' of the request must be a list with one id per instance "
-                f"({len(instances)}). Got {_describe(ids)} instead."
-            )
-        return instances, ids
-
     def _submit(
         self,
         served: ServedModel,
         request_id: str,
         instances: list[Any],
-        ids: list[Any] | None,
+        ids: list[str] | None,
         answer: Answer,
         elapsed: float,
+        event_time: datetime,
+        feature_times: list[dict[str, Any]] | None = None,
     ) -> None:
         assert self.sink is not None
         try:
@@ -301,15 +304,53 @@ class Gateway:
                     role=answer.step.role,
                     inputs=instances,
                     predictions=answer.predictions,
-                    ids=None if ids is None else [str(i) for i in ids],
+                    ids=ids,
                     latency_ms=elapsed * 1000.0,
                     degraded=bool(answer.reasons),
                     reasons=answer.reasons,
-                    event_time=self.clock.now(),
+                    event_time=event_time,
+                    feature_times=feature_times,
                 )
             )
         except Exception:  # recording must never break serving
             log.exception("could not submit the prediction record of %s", request_id)
+
+    def _mirror(
+        self,
+        served: ServedModel,
+        request_id: str,
+        instances: list[Any],
+        ids: list[str] | None,
+        event_time: datetime,
+    ) -> None:
+        assert self.mirror is not None
+        for shadow in served.shadows:
+            if shadow.predictor is None:
+                continue
+            try:
+                self.mirror.offer(
+                    ShadowJob(
+                        request_id=request_id,
+                        model=served.name,
+                        ref=shadow.ref,
+                        predictor=shadow.predictor,
+                        records=instances,
+                        ids=ids,
+                        event_time=event_time,
+                        sample=shadow.sample,
+                    )
+                )
+            except Exception:  # shadows must never break serving
+                log.exception("could not mirror %s to %s", request_id, shadow.ref)
+
+    async def _outcomes(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        if scope["method"] != "POST":
+            await not_allowed(send, "POST")
+            return
+        if self.outcomes is None:
+            await send_json(send, 503, {"error": "Outcomes need a workspace-backed gateway."})
+            return
+        await post_outcomes(self.outcomes, scope, receive, send, name, self.max_body_bytes)
 
     # -- control plane (read-only) ---------------------------------------------------------
 
@@ -322,7 +363,7 @@ class Gateway:
     async def _model(self, send: Send, name: str) -> None:
         try:
             served = self._served(name)
-        except _RequestError as exc:
+        except RequestError as exc:
             await send_json(send, exc.status, exc.body)
             return
         await send_json(send, 200, served.describe())
@@ -340,41 +381,3 @@ class Gateway:
             status,
             {"ready": not failures, "models": len(host.state.models), "failures": failures},
         )
-
-
-def _reject_invalid(served: ServedModel, instances: list[Any]) -> None:
-    assert served.signature is not None
-    violations = [v.to_dict() for v in served.signature.validate(instances)]
-    if violations:
-        raise _RequestError(
-            422,
-            {
-                "error": f"{len(violations)} input violation(s) for model {served.name!r}: "
-                + format_violations(violations),
-                "violations": violations,
-            },
-        )
-
-
-def _request_id(given: bytes | None) -> str:
-    if given and len(given) <= _MAX_REQUEST_ID:
-        text = given.decode("latin-1")
-        if text.isprintable():
-            return text
-    return uuid.uuid4().hex
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, list):
-        return f"a list of {len(value)}"
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
-
-
-async def _not_allowed(send: Send, allowed: str) -> None:
-    await send_json(
-        send,
-        405,
-        {"error": f"This route only answers {allowed}."},
-        headers=[(b"allow", allowed.encode())],
-    )

@@ -9,9 +9,9 @@ from flotilla.gateway._breaker import CircuitBreaker
 from flotilla.gateway._steps import StepCall, StepFailure
 from flotilla.monitoring.metrics import ModelMetrics, StepMetrics
 from flotilla.signature import Signature
-from flotilla.types import Clock, Record
+from flotilla.types import Clock, Predictor, Record
 
-__all__ = ["Answer", "ChainStep", "ServedModel", "budget_reserves"]
+__all__ = ["Answer", "ChainStep", "ServedModel", "ShadowStep", "budget_reserves"]
 
 _FALLBACK_SHARE = 0.2
 _MAX_RESERVE_SHARE = 0.5
@@ -52,6 +52,26 @@ class ChainStep:
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowStep:
+    """A challenger mirrored after the answer (``predictor`` is ``None`` if it did not load)."""
+
+    ref: str
+    sample: float
+    predictor: Predictor | None
+    load_error: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ref": self.ref,
+            "sample": self.sample,
+            "loaded": self.predictor is not None,
+        }
+        if self.load_error:
+            out["load_error"] = self.load_error
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """What the chain answered and why it is degraded (if it is)."""
 
@@ -73,6 +93,7 @@ class ServedModel:
         signature: the live version's signature (validated first under ``reject``).
         steps: the chain, live first, static last.
         metrics: the model's metric children.
+        shadows: challengers that get a sampled copy of each request after the answer.
     """
 
     name: str
@@ -84,6 +105,7 @@ class ServedModel:
     steps: tuple[ChainStep, ...]
     metrics: ModelMetrics
     spec: dict[str, Any] = field(default_factory=dict)
+    shadows: tuple[ShadowStep, ...] = ()
 
     @property
     def loaded(self) -> bool:
@@ -136,6 +158,7 @@ class ServedModel:
             "loaded": not failed,
             "status": status,
             "chain": [s.describe() for s in self.steps],
+            "shadows": [s.describe() for s in self.shadows],
         }
 
 

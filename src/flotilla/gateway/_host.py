@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flotilla.gateway._breaker import BreakerConfig, CircuitBreaker
-from flotilla.gateway._chain import ChainStep, ServedModel, budget_reserves
+from flotilla.gateway._chain import ChainStep, ServedModel, ShadowStep, budget_reserves
 from flotilla.gateway._steps import (
     BreakerGuard,
     Bulkhead,
+    InlineCall,
     InputCheck,
     NotLoadedCall,
     OutputCheck,
@@ -29,12 +30,11 @@ from flotilla.gateway._steps import (
     Slots,
     StaticCall,
     StepCall,
-    StepFailure,
 )
 from flotilla.monitoring.metrics import GatewayMetrics, ModelMetrics, step_label
 from flotilla.portfolio.spec import DeploymentSpec, StaticStep
 from flotilla.signature import Signature
-from flotilla.types import Clock, Predictor, Record
+from flotilla.types import Clock, Predictor
 
 __all__ = ["DeploymentSource", "HostState", "ModelHost"]
 
@@ -70,19 +70,6 @@ class HostState:
     failures: list[dict[str, str]] = field(default_factory=list)
 
 
-class _InlineCall:
-    """Runs an in-process static-flavor predictor on the event loop (it cannot block)."""
-
-    def __init__(self, predictor: Predictor) -> None:
-        self.predictor = predictor
-
-    async def __call__(self, records: list[Record], deadline: float) -> list[Any]:
-        try:
-            return list(self.predictor.predict(records))
-        except Exception as exc:
-            raise StepFailure("error", f"{type(exc).__name__}: {exc}"[:500]) from exc
-
-
 def _signature(version: Any) -> Signature | None:
     sig = getattr(version, "signature", None)
     if sig is None or isinstance(sig, Signature):
@@ -99,6 +86,8 @@ class ModelHost:
         metrics: the gateway's metrics.
         executor: the thread pool models run in.
         poll_interval_s: how often to check ``deployments_version()``.
+        inline_flavors: flavors run on the event loop instead of the pool (experimental;
+            see :class:`~flotilla.gateway._steps.InlineCall`). Static versions always are.
     """
 
     def __init__(
@@ -109,8 +98,10 @@ class ModelHost:
         metrics: GatewayMetrics,
         executor: concurrent.futures.Executor,
         poll_interval_s: float = 1.0,
+        inline_flavors: frozenset[str] = frozenset(),
     ) -> None:
         self.source = source
+        self.inline_flavors = inline_flavors
         self.clock = clock
         self.metrics = metrics
         self.executor = executor
@@ -209,7 +200,18 @@ class ModelHost:
             steps=tuple(steps),
             metrics=metrics,
             spec=dict(deployment.spec),
+            shadows=tuple(self._shadow(s.ref, s.sample, metrics, used) for s in spec.shadows),
         )
+
+    def _shadow(self, ref: str, sample: float, metrics: ModelMetrics, used: set[str]) -> ShadowStep:
+        try:
+            version = self.source.resolve(ref)
+            resolved: str = version.ref
+            predictor = self._runtime(resolved, version, metrics)
+        except Exception as exc:
+            return ShadowStep(ref, sample, None, f"{type(exc).__name__}: {exc}"[:500])
+        used.add(resolved)
+        return ShadowStep(resolved, sample, predictor)
 
     def _model_step(
         self,
@@ -238,7 +240,13 @@ class ModelHost:
         breaker = self._breaker(model, resolved, breaker_config, step_metrics.set_breaker)
         inner: StepCall
         if static:
-            inner = OutputCheck(_InlineCall(predictor), output=_output(signature))
+            inline = InlineCall(
+                predictor,
+                clock=self.clock,
+                on_late=metrics.late_results.inc,
+                enforce_deadline=not static,
+            )
+            inner = OutputCheck(inline, output=_output(signature))
         else:
             inner = PoolCall(
                 predictor,

@@ -40,6 +40,7 @@ __all__ = [
     "REASONS",
     "BreakerGuard",
     "Bulkhead",
+    "InlineCall",
     "InputCheck",
     "NotLoadedCall",
     "OutputCheck",
@@ -139,7 +140,7 @@ class PoolCall:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Any] = loop.create_future()
         cfut = self.executor.submit(self.predictor.predict, records)
-        cfut.add_done_callback(lambda f: loop.call_soon_threadsafe(_settle, waiter, f))
+        cfut.add_done_callback(lambda f: _call_soon(loop, _settle, waiter, f))
         timer = loop.call_later(budget, _expire, waiter)
         try:
             result: list[Any] = await waiter
@@ -161,6 +162,14 @@ class PoolCall:
             self.on_late()
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """``call_soon_threadsafe`` that does nothing once the loop is closed (shutdown)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop closed while a model call was still running
+        pass
+
+
 def _settle(waiter: asyncio.Future[Any], done: concurrent.futures.Future[Any]) -> None:
     if waiter.done() or done.cancelled():
         return
@@ -174,6 +183,41 @@ def _settle(waiter: asyncio.Future[Any], done: concurrent.futures.Future[Any]) -
 def _expire(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
+
+
+class InlineCall:
+    """Runs ``predictor.predict`` on the event loop: no thread hop, no preemption.
+
+    For static versions (always) and, as an experimental opt-in, for native flavors whose
+    calls are short and cannot block on I/O (``create_app(inline_flavors={"onnx"})``). A call
+    that ends after its deadline cannot be abandoned early; its result is discarded as a
+    ``timeout`` (and counted late) so the budget rule still holds for the answer; static
+    versions are built with ``enforce_deadline=False``, so the last step always answers.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        *,
+        clock: Clock,
+        on_late: Callable[[], None] | None = None,
+        enforce_deadline: bool = True,
+    ) -> None:
+        self.predictor = predictor
+        self.clock = clock
+        self.on_late = on_late
+        self.enforce_deadline = enforce_deadline
+
+    async def __call__(self, records: list[Record], deadline: float) -> list[Any]:
+        try:
+            out = list(self.predictor.predict(records))
+        except Exception as exc:
+            raise StepFailure("error", f"{type(exc).__name__}: {exc}"[:_MAX_DETAIL]) from exc
+        if self.enforce_deadline and self.clock.monotonic() > deadline:
+            if self.on_late is not None:
+                self.on_late()
+            raise StepFailure("timeout", "answered after its budget (inline call)")
+        return out
 
 
 class OutputCheck:
@@ -270,7 +314,7 @@ class Bulkhead:
                 slots.in_flight -= 1
             else:  # keep the slot until the abandoned thread really ends
                 loop = asyncio.get_running_loop()
-                pending.add_done_callback(lambda _f: loop.call_soon_threadsafe(slots.release))
+                pending.add_done_callback(lambda _f: _call_soon(loop, slots.release))
 
 
 class InputCheck:

@@ -11,6 +11,7 @@ from flotilla.clock import SystemClock
 from flotilla.gateway._app import DEFAULT_MAX_BODY_BYTES, Gateway, PredictionSink
 from flotilla.gateway._host import DeploymentSource
 from flotilla.gateway._source import WorkspaceSource
+from flotilla.gateway.shadow import ShadowMirror
 from flotilla.monitoring.metrics import GatewayMetrics
 from flotilla.settings import Settings
 from flotilla.types import Clock
@@ -31,6 +32,10 @@ def create_app(
     poll_interval_s: float = 1.0,
     device: str = "cpu",
     multiprocess_dir: str | None = None,
+    inline_flavors: frozenset[str] | set[str] = frozenset(),
+    shadow_deadline_s: float = 1.0,
+    shadow_capacity: int = 1000,
+    shadow_threads: int = 4,
 ) -> Gateway:
     """Build the gateway ASGI app; models load when the server starts (ASGI lifespan).
 
@@ -48,6 +53,14 @@ def create_app(
         poll_interval_s: how often new deployment revisions and alias moves are looked for.
         device: ``cpu`` or ``gpu`` for the runtimes.
         multiprocess_dir: the ``PROMETHEUS_MULTIPROC_DIR`` shared by several workers.
+        inline_flavors: **experimental.** Flavors whose calls run on the event loop instead
+            of the thread pool (e.g. ``{"onnx"}``): no thread hop, but a slow call delays
+            every request of the worker and cannot be abandoned at its deadline (its answer
+            is then discarded as ``timeout``). Never use it for ``python`` models.
+        shadow_deadline_s: the most one shadow call may take (then abandoned, recorded as
+            ``timeout``). Shadows run only when a ``sink`` records their predictions.
+        shadow_capacity: shadow jobs waiting at most; beyond it they are dropped and counted.
+        shadow_threads: shadow calls running at once.
 
     Raises:
         ConfigError: a parameter is out of range.
@@ -91,6 +104,15 @@ def create_app(
         max_body_bytes=max_body_bytes,
         poll_interval_s=poll_interval_s,
         multiprocess_dir=multiprocess_dir,
+        inline_flavors=frozenset(inline_flavors),
+        mirror=None
+        if sink is None
+        else ShadowMirror(
+            deadline_s=shadow_deadline_s,
+            sink=sink,
+            capacity=shadow_capacity,
+            concurrency=shadow_threads,
+        ),
     )
 
 
@@ -98,7 +120,9 @@ def factory() -> Gateway:
     """The app of one uvicorn worker, configured from the environment (``flotilla serve``).
 
     Reads ``FLOTILLA_*`` settings, ``FLOTILLA_MAX_BODY_BYTES``, ``FLOTILLA_RECORDS``
-    (``0`` turns prediction records off) and ``PROMETHEUS_MULTIPROC_DIR``.
+    (``0`` turns prediction records off), ``FLOTILLA_FLUSH_INTERVAL`` (seconds between record
+    flushes, default 1), ``FLOTILLA_INLINE_FLAVORS`` (comma-separated,
+    experimental) and ``PROMETHEUS_MULTIPROC_DIR``.
     """
     settings = Settings.from_env()
     env = os.environ
@@ -106,7 +130,8 @@ def factory() -> Gateway:
     if env.get("FLOTILLA_RECORDS", "1") != "0":
         from flotilla.records import RecordWriter
 
-        writer = RecordWriter(settings.records)
+        flush = float(env.get("FLOTILLA_FLUSH_INTERVAL", "") or 1.0)
+        writer = RecordWriter(settings.records, flush_interval=flush)
         writer.start()
         sink = writer
     limit = env.get("FLOTILLA_MAX_BODY_BYTES", "")
@@ -115,4 +140,6 @@ def factory() -> Gateway:
         sink=sink,
         max_body_bytes=int(limit) if limit.isdigit() else DEFAULT_MAX_BODY_BYTES,
         multiprocess_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        inline_flavors={f.strip() for f in env.get("FLOTILLA_INLINE_FLAVORS", "").split(",")}
+        - {""},
     )

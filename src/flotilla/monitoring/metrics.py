@@ -17,6 +17,7 @@ writes every sample to memory-mapped files there and :func:`exposition` merges t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import (
@@ -32,7 +33,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 __all__ = [
     "BREAKER_STATE_VALUES",
     "CONTENT_TYPE_LATEST",
+    "HEALTH_GAUGES",
     "GatewayMetrics",
+    "HealthMetrics",
     "ModelMetrics",
     "StepMetrics",
     "exposition",
@@ -216,3 +219,81 @@ def exposition(registry: CollectorRegistry, *, multiprocess_dir: str | None = No
         MultiProcessCollector(merged, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
     return generate_latest(registry)
+
+
+HEALTH_GAUGES = (
+    "traffic",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "error_rate",
+    "fallback_rate",
+    "shadow_dropped",
+    "drifted_fields",
+    "drift_share",
+    "prediction_drift",
+    "performance",
+    "estimated_performance",
+    "null_rate_max_change",
+)
+"""Health-report numbers exported as ``flotilla_health_<name>{model}`` gauges (fixed list)."""
+
+_SEVERITIES = ("info", "warning", "critical")
+
+
+class HealthMetrics:
+    """Gauges of the monitor: health numbers per model, firing alerts, open incidents.
+
+    Cardinality is bounded: one gauge per name in :data:`HEALTH_GAUGES` labelled by model
+    only (never by field), ``flotilla_alerts_firing{rule,severity}`` (rules come from the
+    rules file) and ``flotilla_incidents_open{severity}``.
+
+    Args:
+        registry: where to register (default: a fresh :class:`CollectorRegistry`).
+
+    Example:
+        >>> h = HealthMetrics()
+        >>> h.observe_health("churn", {"fallback_rate": 0.8})
+    """
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.health = {
+            name: Gauge(
+                f"flotilla_health_{name}",
+                f"Health report: {name.replace('_', ' ')} of the last complete window, by model.",
+                ["model"],
+                multiprocess_mode="max",
+                registry=self.registry,
+            )
+            for name in HEALTH_GAUGES
+        }
+        self.alerts_firing = Gauge(
+            "flotilla_alerts_firing",
+            "Alert groups firing now, by rule and severity.",
+            ["rule", "severity"],
+            multiprocess_mode="max",
+            registry=self.registry,
+        )
+        self.incidents_open = Gauge(
+            "flotilla_incidents_open",
+            "Incidents not yet resolved (open or acknowledged), by severity.",
+            ["severity"],
+            multiprocess_mode="max",
+            registry=self.registry,
+        )
+
+    def observe_health(self, model: str, metrics: Mapping[str, float | None]) -> None:
+        """Set the gauges of ``model``; unknown (``None``) numbers become NaN."""
+        for name, gauge in self.health.items():
+            if name in metrics:
+                value = metrics[name]
+                gauge.labels(model).set(float("nan") if value is None else float(value))
+
+    def set_alerts(
+        self, firing: Mapping[tuple[str, str], int], open_incidents: Mapping[str, int]
+    ) -> None:
+        """Set the firing count per (rule, severity) and open incidents per severity."""
+        for (rule, severity), count in firing.items():
+            self.alerts_firing.labels(rule, severity).set(count)
+        for severity in _SEVERITIES:
+            self.incidents_open.labels(severity).set(open_incidents.get(severity, 0))

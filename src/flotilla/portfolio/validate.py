@@ -165,9 +165,9 @@ class _Checker:
                 "fail, so keep only one, at the end."
             )
         elif statics and statics[0] != last:
-            step = "live step" if statics[0] == 0 else f"fallback {statics[0]}"
+            which = "live step" if statics[0] == 0 else f"fallback {statics[0]}"
             self.problems.append(
-                f"The {step} of {where} is static and cannot fail, so the "
+                f"The {which} of {where} is static and cannot fail, so the "
                 f"{last - statics[0]} step(s) after it would never run; move it to the end."
             )
 

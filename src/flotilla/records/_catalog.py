@@ -34,6 +34,8 @@ __all__ = [
 
 logger = logging.getLogger("flotilla.records")
 
+_CACHE_LIMIT = 200_000
+
 KNOWN_BAD_FILE = ".corrupted.json"
 """Under the records root: segments the last full check found corrupted (queries skip them)."""
 
@@ -130,6 +132,8 @@ class SegmentCatalog:
         ):
             return cached
         entry = _inspect(path, full=full)
+        if len(self._cache) >= _CACHE_LIMIT:  # long-lived processes: forget deleted files
+            self._cache.clear()
         self._cache[key] = entry
         return entry
 
@@ -213,28 +217,36 @@ def recover(
     root: Path,
     kinds: tuple[str, ...],
     *,
+    model: str | None = None,
     blocking: bool = False,
     catalog: SegmentCatalog | None = None,
 ) -> bool:
     """Finish or undo compactions that died halfway; returns whether recovery ran.
 
     Takes the compaction lock (without waiting unless ``blocking``); when another process
-    holds it, nothing is touched and readers rely on the journals instead.
+    holds it, nothing is touched and readers rely on the journals instead. With ``model``,
+    only that model's partitions are looked at. A missing root is left alone (not created).
     """
+    if not root.is_dir():
+        return False
     with compaction_lock(root, blocking=blocking) as acquired:
         if not acquired:
             return False
-        recover_locked(root, kinds, catalog=catalog)
+        recover_locked(root, kinds, model=model, catalog=catalog)
     return True
 
 
 def recover_locked(
-    root: Path, kinds: tuple[str, ...], *, catalog: SegmentCatalog | None = None
+    root: Path,
+    kinds: tuple[str, ...],
+    *,
+    model: str | None = None,
+    catalog: SegmentCatalog | None = None,
 ) -> None:
     """Recovery for a caller that already holds the compaction lock."""
     catalog = catalog or SegmentCatalog(root)
     for kind in kinds:
-        for folder in partitions(root, kind):
+        for folder in partitions(root, kind, model):
             for journal in active_journals(folder):
                 _resolve_journal(folder, journal)
             _drop_replaced_sources(catalog, folder)

@@ -211,7 +211,7 @@ def compact(
     report = CompactReport()
     catalog = SegmentCatalog(root)
     with compaction_lock(root):
-        recover_locked(root, KINDS, catalog=catalog)
+        recover_locked(root, KINDS, model=model, catalog=catalog)
         for kind in KINDS:
             for folder in partitions(root, kind, model):
                 _compact_folder(catalog, folder, report, target_bytes, progress)

@@ -111,32 +111,53 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _get(items: list[Any] | None, i: int) -> Any:
-    return items[i] if items is not None and i < len(items) else None
+def _pad(items: list[Any] | None, n: int) -> list[Any]:
+    if items is None:
+        return [None] * n
+    if len(items) >= n:
+        return items
+    return [*items, *([None] * (n - len(items)))]
 
 
-def _append_event(cols: dict[str, list[Any]], event: PredictionEvent) -> None:
-    n = max(len(event.inputs), len(event.predictions))
+_Row = tuple[Any, ...]
+
+
+def _event_rows(event: PredictionEvent) -> list[_Row]:
+    inputs, predictions = event.inputs, event.predictions
+    n = max(len(inputs), len(predictions))
+    if len(inputs) != n or len(predictions) != n:
+        inputs, predictions = _pad(inputs, n), _pad(predictions, n)
+    ids = event.ids if event.ids is not None and len(event.ids) >= n else _pad(event.ids, n)
+    times = event.feature_times
     event_time = _aware(event.event_time)
-    reasons = dumps(event.reasons)
+    request_id, model, ref, role = str(event.request_id), event.model, event.ref, event.role
+    latency, degraded = float(event.latency_ms), bool(event.degraded)
+    reasons = dumps(event.reasons) if event.reasons else "[]"
+    rows: list[_Row] = []
     for i in range(n):
-        prediction = _get(event.predictions, i)
-        caller = _get(event.ids, i)
-        times = _get(event.feature_times, i)
-        cols["request_id"].append(str(event.request_id))
-        cols["row"].append(i)
-        cols["caller_id"].append(None if caller is None else str(caller))
-        cols["model"].append(event.model)
-        cols["ref"].append(event.ref)
-        cols["role"].append(event.role)
-        cols["inputs"].append(dumps(_get(event.inputs, i)))
-        cols["prediction"].append(dumps(prediction))
-        cols["prediction_value"].append(numeric_value(prediction))
-        cols["latency_ms"].append(float(event.latency_ms))
-        cols["degraded"].append(bool(event.degraded))
-        cols["reasons"].append(reasons)
-        cols["event_time"].append(event_time)
-        cols["feature_ages_s"].append(None if times is None else _feature_ages(times, event_time))
+        prediction, caller = predictions[i], ids[i]
+        ftimes = times[i] if times is not None and i < len(times) else None
+        fast = type(prediction) is float and math.isfinite(prediction)
+        value = prediction if fast else numeric_value(prediction)
+        rows.append(
+            (
+                request_id,
+                i,
+                None if caller is None else str(caller),
+                model,
+                ref,
+                role,
+                dumps(inputs[i]),
+                dumps(prediction),
+                value,
+                latency,
+                degraded,
+                reasons,
+                event_time,
+                None if ftimes is None else _feature_ages(ftimes, event_time),
+            )
+        )
+    return rows
 
 
 def events_to_table(
@@ -148,18 +169,19 @@ def events_to_table(
     a list), each with its error; those rows are left out so one bad event never fails a batch.
     """
     names = [f.name for f in PREDICTION_SCHEMA if f.name != "written_at"]
-    cols: dict[str, list[Any]] = {name: [] for name in names}
+    rows: list[_Row] = []
     bad: list[tuple[PredictionEvent, Exception]] = []
     for event in events:
-        size = len(cols["request_id"])
         try:
-            _append_event(cols, event)
+            rows.extend(_event_rows(event))
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-            for values in cols.values():
-                del values[size:]
             bad.append((event, exc))
-    n = len(cols["request_id"])
-    arrays = {name: pa.array(cols[name], type=PREDICTION_SCHEMA.field(name).type) for name in names}
+    n = len(rows)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = {
+        name: pa.array(list(values), type=PREDICTION_SCHEMA.field(name).type)
+        for name, values in zip(names, columns, strict=True)
+    }
     arrays["written_at"] = pa.array([_aware(written_at)] * n, type=_TS)
     table = pa.table([arrays[f.name] for f in PREDICTION_SCHEMA], schema=PREDICTION_SCHEMA)
     return table, bad

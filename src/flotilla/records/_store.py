@@ -113,7 +113,7 @@ class RecordStore:
         Args:
             model: restrict both views to one model's partitions (faster for big roots).
         """
-        recover(self.root, KINDS, catalog=self._catalog)
+        recover(self.root, KINDS, model=model, catalog=self._catalog)
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         for kind in KINDS:

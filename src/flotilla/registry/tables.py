@@ -13,11 +13,14 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "UTCDateTime",
+    "alert_groups",
+    "alert_streaks",
     "alias_moves",
     "aliases",
     "audit_log",
     "counters",
     "deployments",
+    "incidents",
     "metadata",
     "model_versions",
     "models",
@@ -162,3 +165,59 @@ counters = sa.Table(
     sa.Column("value", sa.BigInteger, nullable=False),
 )
 """Global counters; ``deployments`` is bumped on every deployment revision and alias move."""
+
+# -- alert rules and incidents (flotilla.monitoring.alerts / incidents; migration r0002) ------
+
+alert_streaks = sa.Table(
+    "fl_alert_streaks",
+    metadata,
+    sa.Column("rule", sa.String(100), primary_key=True),
+    sa.Column("model", sa.String(63), primary_key=True),
+    sa.Column("streak", sa.Integer, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("numbers", _json(), nullable=True),
+)
+"""Per (rule, model): how many consecutive evaluation windows the condition held."""
+
+alert_groups = sa.Table(
+    "fl_alert_groups",
+    metadata,
+    sa.Column("rule", sa.String(100), primary_key=True),
+    sa.Column("group_key", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("models", _json(), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("notified_at", UTCDateTime, nullable=True),
+    sa.Column("acknowledged_at", UTCDateTime, nullable=True),
+    sa.Column("acknowledged_by", sa.String(200), nullable=True),
+)
+"""Per (rule, group key): whether the alert fires, since when, and when it last notified."""
+
+incidents = sa.Table(
+    "fl_incidents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rule", sa.String(100), nullable=False),
+    sa.Column("group_key", sa.String(255), nullable=False),
+    sa.Column("models", _json(), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("details", _json(), nullable=False),
+    sa.Column("renotify_s", sa.Float, nullable=False),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("notified_at", UTCDateTime, nullable=True),
+    sa.Column("acknowledged_at", UTCDateTime, nullable=True),
+    sa.Column("acknowledged_by", sa.String(200), nullable=True),
+    sa.Column("ack_note", sa.Text, nullable=True),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
+    sa.Column("resolved_by", sa.String(200), nullable=True),
+    sa.Column("resolve_note", sa.Text, nullable=True),
+    sa.Index("ix_fl_incidents_state", "state"),
+    sa.Index("ix_fl_incidents_rule_group", "rule", "group_key"),
+)
+"""Incidents: alerts that need a person (open -> acknowledged -> resolved)."""
