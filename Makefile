@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/flotilla quickstart 
+	$(BIN)/flotilla quickstart --serve-demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -139,7 +139,7 @@ class _Registry:
         return []
 
 
-def child(root: Path, profile_path: Path, result_path: Path) -> None:
+def child(root: Path, profile_path: Path, result_path: Path, workers: int) -> None:
     """The timed part, in its own process: a full portfolio health run."""
     from flotilla.monitoring.health import portfolio_health
     from flotilla.records import OutcomeStore, RecordStore
@@ -148,13 +148,14 @@ def child(root: Path, profile_path: Path, result_path: Path) -> None:
     began = time.perf_counter()
     reports = portfolio_health(
         RecordStore(root), None, start=T0, end=T0 + timedelta(days=1),
-        registry=_Registry(profile), outcomes=OutcomeStore(root),
+        registry=_Registry(profile), outcomes=OutcomeStore(root), workers=workers,
     )  # fmt: skip
     wall = time.perf_counter() - began
     summary = {
         "wall_s": wall,
         "models": len(reports),
         "traffic": sum(int(r.metrics["traffic"] or 0) for r in reports),
+        "workers": workers,
         "top": [(r.model, round(r.trouble_score, 3)) for r in reports[:3]],
         "drifting": sum(1 for r in reports if (r.metrics["drift_share"] or 0) > 0.3),
     }
@@ -174,10 +175,11 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--models", type=int, default=100)
     parser.add_argument("--fields", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2, help="models computed at once")
     parser.add_argument("--child", nargs=3, metavar=("ROOT", "PROFILE", "RESULT"))
     args = parser.parse_args()
     if args.child:
-        child(*(Path(a) for a in args.child))
+        child(*(Path(a) for a in args.child), workers=args.workers)
         return
     with tempfile.TemporaryDirectory(prefix="flotilla-bench-monitor-") as tmp:
         root = Path(tmp) / "records"
@@ -188,7 +190,7 @@ def main() -> None:
         setup_s = time.perf_counter() - began
         result = Path(tmp) / "result.json"
         cmd = [sys.executable, __file__, "--child", str(root), str(Path(tmp) / "profile.json"),
-               str(result)]  # fmt: skip
+               str(result), "--workers", str(args.workers)]  # fmt: skip
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
         summary = json.loads(result.read_text())

@@ -176,6 +176,8 @@ def show(results: list[dict[str, Any]], rows: int, tables: int) -> None:
         )
     console = Console()
     console.print(table)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    console.print(f"{os.cpu_count()} cores, load average {load} (wall times depend on it)")
     ok = [r for r in results if "error" not in r]
     if len(ok) == 2:
         same = ok[0]["checksum"] == ok[1]["checksum"] and ok[0]["rows"] == ok[1]["rows"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from flotilla.cli import _alerts
 from flotilla.cli._groups import Groups
 from flotilla.errors import ConflictError
+from flotilla.monitoring._alert_state import AlertStateStore, GroupState
 from flotilla.monitoring.incidents import IncidentNotFoundError, IncidentStore
 from flotilla.registry import Registry
 from flotilla.settings import Settings
@@ -112,3 +113,22 @@ def test_monitor_rules_from_the_home_and_alert_ack(cli: tuple[typer.Typer, Setti
     assert runner.invoke(app, ["monitor", "alerts"]).stdout.strip() == "No alert fires."
     ack = runner.invoke(app, ["monitor", "ack", "busy", "model=x", "--note", "known"])
     assert isinstance(ack.exception, ConflictError)
+
+    with Registry.open(settings) as reg:
+        reg.create_model("x", task="regression", owner="bo", actor="tester")
+        now = datetime.now(UTC)
+        AlertStateStore(reg.engine).save_group(
+            GroupState("busy", "model=x", "firing", "warning", ("x",), now, now, now)
+        )
+    firing = json.loads(runner.invoke(app, ["monitor", "alerts", "--json"]).stdout)
+    assert [(a["rule"], a["group"], a["acknowledged_by"]) for a in firing] == [
+        ("busy", "model=x", None)
+    ]
+    assert "busy" in runner.invoke(app, ["monitor", "alerts"]).stdout
+    ack = runner.invoke(app, ["monitor", "ack", "busy", "model=x", "--note", "known"])
+    assert ack.exit_code == 0, ack.output
+    firing = json.loads(runner.invoke(app, ["monitor", "alerts", "--json"]).stdout)
+    assert firing[0]["acknowledged_by"] == "oncall"
+    with Registry.open(settings) as reg:
+        [entry] = [e for e in reg.audit_trail(model="x") if e.action == "alert.ack"]
+    assert entry.reason == "known" and entry.subject == "alert:busy:model=x"

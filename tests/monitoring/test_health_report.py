@@ -305,8 +305,13 @@ def test_portfolio_sorts_by_trouble_and_lists_silent_models(tmp_path: Path) -> N
     )
     assert [r.model for r in reports] == ["churn", "ghost", "healthy"]
     assert reports[1].status == "no traffic" and reports[1].metrics["traffic"] == 0
-    everything = portfolio_health(RecordStore(root), None, start=T0, end=T0 + DAY)
+    everything = portfolio_health(RecordStore(root), None, start=T0, end=T0 + DAY, workers=2)
     assert {r.model for r in everything} == {"churn", "healthy"}
+    assert [r.metrics for r in everything] == [
+        r.metrics for r in reports if r.model != "ghost"
+    ]  # threads give the same numbers
+    with pytest.raises(ConfigError, match="workers"):
+        portfolio_health(RecordStore(root), None, start=T0, end=T0 + DAY, workers=0)
     assert everything[0].to_dict()["metrics"]["traffic"] == N
 
 

@@ -161,6 +161,7 @@ def monitor_report(
     step: str | None = typer.Option(
         None, "--step", help="Step of the HTML charts (default: the window / 24)."
     ),
+    workers: int = typer.Option(2, "--workers", help="Models computed at once (portfolio)."),
     json: bool = JSON_OPTION,
 ) -> None:
     """Health of MODEL over the window, or one screen for the portfolio sorted by trouble.
@@ -183,7 +184,13 @@ def monitor_report(
     outcomes = OutcomeStore(ws.settings.records, models=ws.registry)
     if model is None:
         reports = portfolio_health(
-            store, None, start=start, end=stop, registry=ws.registry, outcomes=outcomes
+            store,
+            None,
+            start=start,
+            end=stop,
+            registry=ws.registry,
+            outcomes=outcomes,
+            workers=workers,
         )
         if json:
             emit_json({"start": start, "end": stop, "models": [r.to_dict() for r in reports]})

@@ -197,10 +197,10 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _extract(name: str, kind: str) -> str:
+def _pointer(name: str) -> str:
+    """The field's JSON pointer as an SQL string literal (``'/a~1b'`` for ``a/b``)."""
     pointer = "/" + name.replace("~", "~0").replace("/", "~1")
-    text = f"json_extract_string(inputs, '{pointer.replace(chr(39), chr(39) * 2)}')"
-    return f"TRY_CAST({text} AS DOUBLE)" if kind == "numeric" else text
+    return "'" + pointer.replace("'", "''") + "'"
 
 
 def drift_sample(
@@ -215,8 +215,13 @@ def drift_sample(
     Inputs are parsed from the JSON ``inputs`` column by DuckDB; the model's output (live
     rows only) is in :data:`OUTPUT_COLUMN` and the role in :data:`ROLE_COLUMN`.
     """
-    columns = [f"{_extract(n, k)} AS {_quote(n)}" for n, k in inputs.items()]
+    columns = []
+    for i, (name, kind) in enumerate(inputs.items(), start=1):
+        value = f"_v[{i}]" if kind != "numeric" else f"TRY_CAST(_v[{i}] AS DOUBLE)"
+        columns.append(f"{value} AS {_quote(name)}")
     columns.append(f"role AS {_quote(ROLE_COLUMN)}")
+    # one JSON parse per row for every field: json_extract_string with a list of pointers
+    pointers = ", ".join(_pointer(n) for n in inputs) or "'/'"
     if output_kind is not None:
         out = (
             "prediction_value"
@@ -226,9 +231,11 @@ def drift_sample(
         columns.append(f"{out} AS {_quote(OUTPUT_COLUMN)}")
     sql = f"""
         SELECT {", ".join(columns)} FROM (
-            SELECT inputs, prediction, prediction_value, role FROM predictions
-            WHERE {_IN_WINDOW} AND {_SERVED}
-        ) USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE ({SEED})
+            SELECT json_extract_string(inputs, [{pointers}]) AS _v, * FROM (
+                SELECT inputs, prediction, prediction_value, role FROM predictions
+                WHERE {_IN_WINDOW} AND {_SERVED}
+            ) USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE ({SEED})
+        )
     """
     return con.sql(sql, params=window.params).to_arrow_table()
 

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flotilla.quickstart._portfolio import deploy_portfolio, write_portfolio
 from flotilla.quickstart._train import CHURN_FEATURES, Artifacts, train_all
 from flotilla.workspace import Workspace
 
@@ -40,6 +41,8 @@ class QuickstartResult:
     registered: list[dict[str, Any]] = field(default_factory=list)
     audit: dict[str, Any] = field(default_factory=dict)
     portfolio: Path | None = None
+    deployed: list[dict[str, Any]] = field(default_factory=list)
+    demo: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,8 @@ class QuickstartResult:
             "registered": self.registered,
             "audit": self.audit,
             "portfolio": None if self.portfolio is None else str(self.portfolio),
+            "deployed": self.deployed,
+            "demo": self.demo,
         }
 
 
@@ -118,6 +123,19 @@ def _register_all(ws: Workspace, art: Artifacts) -> list[dict[str, Any]]:
         owner="discovery-team",
         description="Popular items per segment.",
     )
+    challenger = ws.register(
+        "churn",
+        flavor="sklearn",
+        artifact=art.churn_challenger,
+        signature=CHURN_SIGNATURE,
+        alias="challenger",
+        to_onnx=True,
+        owner="growth-team",
+        training_data=art.churn_clean_data,
+        label="churned",
+        event_time="event_time",
+        lineage={"training_data": str(art.churn_clean_data), "features": CHURN_FEATURES},
+    )
     popular = ws.register(
         "recs-popular",
         flavor="static",
@@ -130,6 +148,7 @@ def _register_all(ws: Workspace, art: Artifacts) -> list[dict[str, Any]]:
     for v, note in (
         (churn, "GradientBoosting, converted to ONNX when predictions agree"),
         (lite, "LogisticRegression (skops), the cheaper fallback"),
+        (challenger, "challenger: runs in the shadows of churn@champion"),
         (fraud, "LightGBM native text model"),
         (recs, "python flavor: popular items per segment"),
         (popular, "static: top-10 most popular, cannot fail"),
@@ -145,6 +164,8 @@ def run_quickstart(ws: Workspace, *, workdir: Path | None = None) -> QuickstartR
     result = QuickstartResult(workdir=workdir)
     result.audit = _audit_churn(art)
     result.registered = _register_all(ws, art)
+    result.portfolio = write_portfolio(workdir, base_rate=art.churn_base_rate)
+    result.deployed = deploy_portfolio(ws, result.portfolio)
     return result
 
 
@@ -166,8 +187,13 @@ def print_result(result: QuickstartResult, console: Console) -> None:
         f"Leakage audit of the clean training data: exit {clean['exit_code']} "
         f"({'; '.join(clean['findings'][:3]) or 'no findings'})"
     )
+    if result.deployed:
+        deployed = ", ".join(f"{d['model']} ({d['action']})" for d in result.deployed)
+        console.print(f"Deployed {result.portfolio}: {deployed}")
     console.print("\nTry next:")
     for cmd in (
+        "flotilla serve   # then the curl examples printed by 'make demo'",
+        "flotilla deployments",
         "flotilla models list",
         "flotilla models show churn --json",
         "flotilla models check churn@champion",
@@ -175,3 +201,33 @@ def print_result(result: QuickstartResult, console: Console) -> None:
         "flotilla audit-trail --model churn",
     ):
         console.print(f"  {cmd}")
+
+
+def print_demo(demo: dict[str, Any], console: Console) -> None:
+    """The serving demo's curl examples, traffic summary and the champion/challenger verdict."""
+    import json
+
+    from rich.markup import escape
+
+    console.print(f"\n[bold]Served the portfolio on {demo['base']}[/] (a real flotilla serve)")
+    for ex in demo["examples"]:
+        console.print(f"\n[bold]{ex['title']}[/]\n  $ {escape(ex['curl'])}")
+        answer = ex["answer"]
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        console.print(f"  → {ex['status']} {escape(text[:600])}")
+    t = demo["traffic"]
+    console.print(
+        f"\nSimulated {t['requests']} churn requests (mirrored to churn@challenger in the "
+        f"shadows) and posted their delayed outcomes: {t['outcomes']}"
+    )
+    c = demo["comparison"]
+    champion, challenger = c.get("champion_metric") or {}, c.get("challenger_metric") or {}
+    console.print(
+        f"flotilla compare churn: {c.get('labeled_pairs')} labeled pairs; "
+        f"{c.get('champion')} {c.get('metric')}={champion.get('value')}, "
+        f"{c.get('challenger')} {c.get('metric')}={challenger.get('value')}; "
+        f"verdict [bold]{c.get('verdict')}[/]"
+    )
+    for reason in c.get("reasons", [])[:3]:
+        console.print(f"  - {escape(str(reason))}")
+    console.print("\nKeep serving with: flotilla serve   |   compare again: flotilla compare churn")

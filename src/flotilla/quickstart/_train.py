@@ -23,6 +23,7 @@ class Artifacts:
 
     churn_model: Path
     churn_lite: Path
+    churn_challenger: Path
     churn_metrics: dict[str, float]
     churn_lite_metrics: dict[str, float]
     churn_base_rate: float
@@ -55,14 +56,23 @@ def _train_churn(workdir: Path) -> dict[str, Any]:
     train, test = df.iloc[:3000], df.iloc[3000:]
     x, y = train[CHURN_FEATURES], train["churned"]
     gb = GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=0).fit(x, y)
+    challenger = GradientBoostingClassifier(
+        n_estimators=150, max_depth=2, learning_rate=0.05, random_state=1
+    ).fit(x, y)
     lr = LogisticRegression(max_iter=500).fit(x, y)
-    paths = {"gb": workdir / "churn_gb.skops", "lr": workdir / "churn_lr.skops"}
+    paths = {
+        "gb": workdir / "churn_gb.skops",
+        "lr": workdir / "churn_lr.skops",
+        "challenger": workdir / "churn_gb_challenger.skops",
+    }
     dump(gb, paths["gb"])
     dump(lr, paths["lr"])
+    dump(challenger, paths["challenger"])
     xt = test[CHURN_FEATURES]
     return {
         "churn_model": paths["gb"],
         "churn_lite": paths["lr"],
+        "churn_challenger": paths["challenger"],
         "churn_metrics": {"auc": _auc(test["churned"], gb.predict_proba(xt)[:, 1])},
         "churn_lite_metrics": {"auc": _auc(test["churned"], lr.predict_proba(xt)[:, 1])},
         "churn_base_rate": round(float(y.mean()), 4),
