@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,10 @@ class _CountingSink:
 
 def _percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
     return {"n": len(ordered), "p50_ms": pick(0.5), "p99_ms": pick(0.99)}
 
 
@@ -161,7 +165,8 @@ def in_process(seconds: float, live_ms: float) -> dict[str, Any]:
 
     namespace: dict[str, Any] = {}
     exec(MODEL_PY, namespace)
-    live, slow = namespace["Sleeper"](live_ms), namespace["Sleeper"](10 * live_ms)
+    sleeper: Callable[[float], Any] = namespace["Sleeper"]
+    live, slow = sleeper(live_ms), sleeper(10 * live_ms)
     records = [{"x": 1.0}]
     out: dict[str, Any] = {}
     for phase in ("no_shadow", "shadow"):

@@ -110,6 +110,30 @@ def test_long_written_at_table(training: Factory, tmp_path: Path) -> None:
     assert checks(report) == {("future_value", "tenure"): "error"}
 
 
+def test_point_in_time_joined_training_set_passes(training: Factory) -> None:
+    from flotilla.audit import FeatureTable, point_in_time_join
+
+    df = training()
+    rng = np.random.default_rng(2)
+    logins = pd.DataFrame(
+        {
+            "user_id": df["user_id"].to_numpy(),
+            "written_at": df["event_time"] + pd.to_timedelta(rng.integers(-5, 5, len(df)), "D"),
+            "logins": rng.poisson(3, len(df)),
+        }
+    )
+    joined = point_in_time_join(
+        df[["user_id", "event_time", "churned"]],
+        [FeatureTable(logins)],
+        entity="user_id",
+        event_time="event_time",
+        include_written_at=True,
+    )
+    report = audit(joined, label="churned", event_time="event_time", entity="user_id")
+    assert report.summary["features_with_write_times"] == 1
+    assert report.findings == []
+
+
 def test_label_copies_and_too_good_features(training: Factory) -> None:
     df = training()
     rng = np.random.default_rng(3)

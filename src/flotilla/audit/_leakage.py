@@ -34,14 +34,14 @@ def scores_of(feature: Feature, x: NDArray[Any]) -> NDArray[np.float64]:
     return codes.astype(np.float64)
 
 
-def value_auc(data: AuditData, idx: int, target: str, *, encode: bool = True) -> float:
+def value_auc(data: AuditData, idx: int, target: str) -> float:
     """Symmetric AUC of the feature's non-null values for ``target`` (target-encoded if text)."""
     feature = data.features[idx]
     x, mask = values_of(data, idx)
     positive = data.positive(target)[mask]
     if mask.sum() < MIN_ROWS or positive.all() or not positive.any():
         return math.nan
-    if feature.kind == "categorical" and encode:
+    if feature.kind == "categorical":
         _, codes = np.unique(x[mask].astype(str), return_inverse=True)
         return symmetric_auc(oof_target_encoding(codes.astype(np.int64), positive), positive)
     return symmetric_auc(scores_of(feature, x[mask]), positive)

@@ -28,6 +28,12 @@ def serve(
     flush_interval: float = typer.Option(
         1.0, "--flush-interval", help="Seconds between flushes of prediction records to disk."
     ),
+    monitor: bool = typer.Option(
+        False, "--monitor", help="Evaluate the alert rules in the background (one worker)."
+    ),
+    monitor_interval: float = typer.Option(
+        300.0, "--monitor-interval", help="Seconds between two evaluations with --monitor."
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level."),
     inline_flavors: str = typer.Option(
         "",
@@ -46,6 +52,13 @@ def serve(
         fail(f"The '--workers' option must be at least 1. Got {workers} instead.")
     if not 0 < port < 65536:
         fail(f"The '--port' option must be in 1..65535. Got {port} instead.")
+    if monitor and workers > 1:
+        fail(
+            "The '--monitor' option runs the alert loop inside the single serving process; "
+            "with --workers > 1 schedule 'flotilla monitor run' (e.g. from cron) instead."
+        )
+    if monitor_interval <= 0:
+        fail(f"The '--monitor-interval' option must be positive. Got {monitor_interval} instead.")
     if flush_interval <= 0:
         fail(f"The '--flush-interval' option must be positive. Got {flush_interval} instead.")
     if max_body_mb <= 0:
@@ -56,6 +69,10 @@ def serve(
     os.environ["FLOTILLA_MAX_BODY_BYTES"] = str(int(max_body_mb * 1024 * 1024))
     os.environ["FLOTILLA_RECORDS"] = "1" if records else "0"
     os.environ["FLOTILLA_FLUSH_INTERVAL"] = str(flush_interval)
+    if monitor:
+        os.environ["FLOTILLA_MONITOR_INTERVAL"] = str(monitor_interval)
+    else:
+        os.environ.pop("FLOTILLA_MONITOR_INTERVAL", None)
     flavors = [f.strip() for f in inline_flavors.split(",") if f.strip()]
     if "python" in flavors:
         fail("The '--inline-flavors' option cannot hold 'python': python models may block.")

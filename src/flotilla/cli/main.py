@@ -10,9 +10,11 @@ import typer
 from rich.markup import escape
 
 from flotilla.cli import (
+    _alerts,
     _audit,
     _deploy,
     _evaluation,
+    _health,
     _monitor,
     _quickstart,
     _records,
@@ -45,7 +47,18 @@ def _root(
 groups = Groups.create()
 for name, sub in groups.items():
     app.add_typer(sub, name=name)
-for module in (_registry, _deploy, _serve, _records, _evaluation, _monitor, _audit, _quickstart):
+for module in (
+    _registry,
+    _deploy,
+    _serve,
+    _records,
+    _evaluation,
+    _monitor,
+    _health,
+    _alerts,
+    _audit,
+    _quickstart,
+):
     module.register(app, groups)
 
 

@@ -39,7 +39,13 @@ from flotilla.gateway.incidents_route import INCIDENTS_PATH, incidents_endpoint
 from flotilla.gateway.outcomes_route import OUTCOMES_SUFFIX, post_outcomes
 from flotilla.gateway.shadow import ShadowJob, ShadowMirror
 from flotilla.monitoring.incidents import IncidentStore
-from flotilla.monitoring.metrics import CONTENT_TYPE_LATEST, GatewayMetrics, exposition
+from flotilla.monitoring.metrics import (
+    CONTENT_TYPE_LATEST,
+    GatewayMetrics,
+    HealthMetrics,
+    exposition,
+)
+from flotilla.monitoring.runner import MonitorLoop
 from flotilla.records import OutcomeStore, PredictionEvent
 from flotilla.types import Clock
 
@@ -78,6 +84,8 @@ class Gateway:
         multiprocess_dir: ``PROMETHEUS_MULTIPROC_DIR`` when several workers serve.
         inline_flavors: flavors run on the event loop (experimental, see ``create_app``).
         mirror: runs the deployments' shadows on copies of the requests, after the answer.
+        monitor_interval_s: evaluate the alert rules every this many seconds in a background
+            thread (workspace sources only); health gauges go to this app's ``/metrics``.
     """
 
     def __init__(
@@ -93,6 +101,7 @@ class Gateway:
         multiprocess_dir: str | None = None,
         inline_flavors: frozenset[str] = frozenset(),
         mirror: ShadowMirror | None = None,
+        monitor_interval_s: float | None = None,
     ) -> None:
         self.source = source
         self.mirror = mirror
@@ -108,6 +117,8 @@ class Gateway:
         self.startup_error: str = ""
         self.mounts: dict[str, ASGIApp] = {}
         self.outcomes: OutcomeStore | None = None
+        self.monitor_interval_s = monitor_interval_s
+        self.monitor: MonitorLoop | None = None
 
     def mount(self, path: str, app: ASGIApp) -> None:
         """Answer requests to exactly ``path`` with the raw ASGI ``app`` (any method)."""
@@ -133,6 +144,12 @@ class Gateway:
         if workspace is not None and registry is not None:
             self.mount(INCIDENTS_PATH, incidents_endpoint(IncidentStore(registry)))
             self.outcomes = OutcomeStore(workspace.settings.records, models=registry)
+            if self.monitor_interval_s is not None:
+                gauges = HealthMetrics(registry=self.metrics.registry)
+                self.monitor = MonitorLoop.for_settings(
+                    workspace.settings, interval_s=self.monitor_interval_s, gauges=gauges
+                )
+                self.monitor.start()
         if self.mirror is not None:
             self.mirror.start()
 
@@ -140,6 +157,8 @@ class Gateway:
         """Stop the poller, close the sink and let model threads go."""
         if self.host is not None:
             self.host.stop()
+        if self.monitor is not None:
+            self.monitor.close()
         if self.mirror is not None:  # before the sink, so the last shadow records are written
             self.mirror.close()
         close = getattr(self.sink, "close", None)

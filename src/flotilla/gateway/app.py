@@ -36,6 +36,7 @@ def create_app(
     shadow_deadline_s: float = 1.0,
     shadow_capacity: int = 1000,
     shadow_threads: int = 4,
+    monitor_interval_s: float | None = None,
 ) -> Gateway:
     """Build the gateway ASGI app; models load when the server starts (ASGI lifespan).
 
@@ -61,6 +62,9 @@ def create_app(
             ``timeout``). Shadows run only when a ``sink`` records their predictions.
         shadow_capacity: shadow jobs waiting at most; beyond it they are dropped and counted.
         shadow_threads: shadow calls running at once.
+        monitor_interval_s: when set (and the target is a workspace), the alert rules are
+            evaluated in the background every this many seconds (``serve --monitor``) and the
+            health gauges are exposed on this app's ``/metrics``.
 
     Raises:
         ConfigError: a parameter is out of range.
@@ -105,6 +109,7 @@ def create_app(
         poll_interval_s=poll_interval_s,
         multiprocess_dir=multiprocess_dir,
         inline_flavors=frozenset(inline_flavors),
+        monitor_interval_s=monitor_interval_s,
         mirror=None
         if sink is None
         else ShadowMirror(
@@ -120,7 +125,8 @@ def factory() -> Gateway:
     """The app of one uvicorn worker, configured from the environment (``flotilla serve``).
 
     Reads ``FLOTILLA_*`` settings, ``FLOTILLA_MAX_BODY_BYTES``, ``FLOTILLA_RECORDS``
-    (``0`` turns prediction records off), ``FLOTILLA_FLUSH_INTERVAL`` (seconds between record
+    (``0`` turns prediction records off), ``FLOTILLA_MONITOR_INTERVAL`` (seconds; runs the
+    monitor loop in this worker), ``FLOTILLA_FLUSH_INTERVAL`` (seconds between record
     flushes, default 1), ``FLOTILLA_INLINE_FLAVORS`` (comma-separated,
     experimental) and ``PROMETHEUS_MULTIPROC_DIR``.
     """
@@ -142,4 +148,7 @@ def factory() -> Gateway:
         multiprocess_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         inline_flavors={f.strip() for f in env.get("FLOTILLA_INLINE_FLAVORS", "").split(",")}
         - {""},
+        monitor_interval_s=float(env["FLOTILLA_MONITOR_INTERVAL"])
+        if env.get("FLOTILLA_MONITOR_INTERVAL")
+        else None,
     )

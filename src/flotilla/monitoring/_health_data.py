@@ -14,7 +14,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
-from scipy import stats
 
 from flotilla.errors import FlotillaError
 from flotilla.records import RecordStore
@@ -324,6 +323,8 @@ def _auc(labels: Any, scores: Any) -> float | None:
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
+    from scipy import stats  # imported here: scipy costs ~1 s at start-up
+
     ranks = stats.rankdata(s)
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 

@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
-from scipy.spatial import distance
 
 __all__ = [
     "benjamini_hochberg",
@@ -167,6 +165,8 @@ def jensen_shannon(p: ArrayLike, q: ArrayLike) -> float:
     ``p`` and ``q`` are proportions (or counts) over the same bins; they are normalised by
     SciPy. Evidently's default drift threshold is ``jensen_shannon >= 0.1``.
     """
+    from scipy.spatial import distance
+
     value = float(distance.jensenshannon(np.asarray(p, float), np.asarray(q, float)))
     return 0.0 if math.isnan(value) else value  # nan only for two all-zero inputs
 
@@ -176,6 +176,8 @@ def ks(reference: ArrayLike, current: ArrayLike) -> tuple[float, float]:
 
     Evidently flags drift when ``p <= 0.05``.
     """
+    from scipy import stats  # imported here: scipy costs ~1 s at start-up
+
     res = stats.ks_2samp(np.asarray(reference, float), np.asarray(current, float))
     return float(res.statistic), float(res.pvalue)
 
@@ -186,6 +188,8 @@ def wasserstein_normed(reference: ArrayLike, current: ArrayLike) -> float:
     ``std`` is the population standard deviation (``ddof=0``). Evidently flags drift when the
     value is ``>= 0.1``.
     """
+    from scipy import stats  # imported here: scipy costs ~1 s at start-up
+
     ref = np.asarray(reference, float)
     cur = np.asarray(current, float)
     norm = max(float(np.std(ref)), 0.001)
@@ -200,6 +204,8 @@ def chi2(reference_counts: ArrayLike, current_counts: ArrayLike) -> float:
     makes the statistic infinite: the p-value is then ``0.0`` (a new category is drift).
     Evidently flags drift when ``p < 0.05``.
     """
+    from scipy import stats  # imported here: scipy costs ~1 s at start-up
+
     ref = np.asarray(reference_counts, dtype=np.float64)
     cur = np.asarray(current_counts, dtype=np.float64)
     if ref.shape != cur.shape:
@@ -225,6 +231,8 @@ def proportion_z_test(
     Used for binary fields and for the change in null rate. Equal proportions of 0 or 1 in
     both samples give ``1.0``.
     """
+    from scipy import stats  # imported here: scipy costs ~1 s at start-up
+
     if n_reference <= 0 or n_current <= 0:
         raise ValueError("The z-test needs at least one observation in each sample.")
     p1 = successes_reference / n_reference
@@ -244,6 +252,8 @@ def benjamini_hochberg(pvalues: ArrayLike, q: float = 0.05) -> tuple[NDArray[np.
     of ``scipy.stats.false_discovery_control`` and ``reject == adjusted <= q``. NaN p-values
     (tests that could not run) are left out of ``m`` and never rejected.
     """
+    from scipy import stats  # imported here: scipy costs ~1 s at start-up
+
     if not 0 < q < 1:
         raise ValueError(f"The 'q' of benjamini_hochberg must be in (0, 1). Got {q} instead.")
     p = np.asarray(pvalues, dtype=np.float64)

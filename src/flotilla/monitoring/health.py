@@ -27,6 +27,7 @@ from flotilla.monitoring.cbpe import CBPE_ASSUMPTIONS, estimate_performance
 from flotilla.monitoring.compare import DriftReport, compare_columns
 from flotilla.monitoring.profiles import profile_to_reference
 from flotilla.records import OutcomeStore, RecordStore
+from flotilla.signature import OUTPUT_KINDS
 
 __all__ = [
     "CBPE_ASSUMPTIONS",
@@ -232,49 +233,58 @@ def health_report(
     start, end = _check_window(start, end)
     if isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or sample_rows < 1:
         raise ConfigError(f"The 'sample_rows' must be a positive integer. Got {sample_rows!r}.")
+    if output_kind is not None and output_kind not in OUTPUT_KINDS:
+        raise ConfigError(
+            f"The 'output_kind' must be one of {', '.join(OUTPUT_KINDS)}. Got {output_kind!r}."
+        )
     con = store.connect(model)
-    window = data.Window(model, start, end)
-    serving = data.serving_stats(con, window, FALLBACK_REASONS)
-    previous = data.request_count(con, data.Window(model, start - (end - start), start))
-    metrics: dict[str, float | None] = dict.fromkeys(METRIC_NAMES)
-    metrics.update(serving.metrics)
-    metrics["previous_traffic"] = float(previous)
-    metrics["shadow_dropped"] = None if shadow_dropped is None else float(shadow_dropped)
-    notes: list[str] = []
-    live_ref = data.live_ref(con, window)
-    kind = (
-        output_kind or data.output_kind(registry, model, live_ref) or data.guess_kind(con, window)
-    )
-    profile, source = _reference(registry, model, live_ref, reference)
-    drift_rows: list[dict[str, Any]] = []
-    drift_note: str | None = None
-    prediction: dict[str, Any] | None = None
-    if serving.traffic == 0:
-        drift_note = "no traffic"
-    elif profile is None:
-        drift_note = NO_PROFILE
-    else:
-        drift_rows, prediction, sampled = _drift(con, window, profile, metrics, sample_rows)
-        notes.append(f"drift: {sampled} sampled rows vs the reference profile of {source}")
-    performance, cbpe = _performance(con, window, outcomes, kind, registry, metrics)
-    if cbpe is not None:
-        notes.append("estimated performance: CBPE expected ROC AUC of the unlabeled live rows")
-    return HealthReport(
-        model=model,
-        start=start,
-        end=end,
-        metrics=metrics,
-        previous_traffic=previous,
-        traffic_by_role=serving.by_role,
-        live_ref=live_ref,
-        drift=drift_rows,
-        drift_note=drift_note,
-        prediction=prediction,
-        performance=performance,
-        cbpe=cbpe,
-        output_kind=kind,
-        notes=notes,
-    )
+    try:
+        window = data.Window(model, start, end)
+        serving = data.serving_stats(con, window, FALLBACK_REASONS)
+        previous = data.request_count(con, data.Window(model, start - (end - start), start))
+        metrics: dict[str, float | None] = dict.fromkeys(METRIC_NAMES)
+        metrics.update(serving.metrics)
+        metrics["previous_traffic"] = float(previous)
+        metrics["shadow_dropped"] = None if shadow_dropped is None else float(shadow_dropped)
+        notes: list[str] = []
+        live_ref = data.live_ref(con, window)
+        kind = (
+            output_kind
+            or data.output_kind(registry, model, live_ref)
+            or data.guess_kind(con, window)
+        )
+        profile, source = _reference(registry, model, live_ref, reference)
+        drift_rows: list[dict[str, Any]] = []
+        drift_note: str | None = None
+        prediction: dict[str, Any] | None = None
+        if serving.traffic == 0:
+            drift_note = "no traffic"
+        elif profile is None:
+            drift_note = NO_PROFILE
+        else:
+            drift_rows, prediction, sampled = _drift(con, window, profile, metrics, sample_rows)
+            notes.append(f"drift: {sampled} sampled rows vs the reference profile of {source}")
+        performance, cbpe = _performance(con, window, outcomes, kind, registry, metrics)
+        if cbpe is not None:
+            notes.append("estimated performance: CBPE expected ROC AUC of the unlabeled live rows")
+        return HealthReport(
+            model=model,
+            start=start,
+            end=end,
+            metrics=metrics,
+            previous_traffic=previous,
+            traffic_by_role=serving.by_role,
+            live_ref=live_ref,
+            drift=drift_rows,
+            drift_note=drift_note,
+            prediction=prediction,
+            performance=performance,
+            cbpe=cbpe,
+            output_kind=kind,
+            notes=notes,
+        )
+    finally:
+        con.close()
 
 
 def _reference(
@@ -451,29 +461,38 @@ def health_series(
             "Use a longer step or a shorter window."
         )
     con = store.connect(model)
-    window = data.Window(model, start, end)
-    counts = data.step_counts(con, window, step)
-    profile, _ = _reference(registry, model, data.live_ref(con, window), reference)
-    inputs = data.profile_fields(profile)[0] if profile is not None else {}
-    ref_table = None if profile is None else profile_to_reference(profile, max_rows=REFERENCE_ROWS)
-    out: list[dict[str, Any]] = []
-    for i in range(n_steps):
-        lo, hi = start + i * step, min(start + (i + 1) * step, end)
-        traffic, fallbacks, errors = counts.get(i, (0, 0, 0))
-        share = None
-        if traffic and ref_table is not None and inputs:
-            sample = data.drift_sample(con, data.Window(model, lo, hi), inputs, None, sample_rows)
-            report = compare_columns(ref_table, sample.select(list(inputs)), fields=list(inputs))
-            decided = [f for f in report.fields if f.drifted is not None]
-            share = len(report.drifted_fields) / len(decided) if decided else None
-        out.append(
-            {
-                "start": lo.isoformat(),
-                "end": hi.isoformat(),
-                "traffic": traffic,
-                "fallback_rate": fallbacks / traffic if traffic else None,
-                "error_rate": errors / traffic if traffic else None,
-                "drift_share": share,
-            }
+    try:
+        window = data.Window(model, start, end)
+        counts = data.step_counts(con, window, step)
+        profile, _ = _reference(registry, model, data.live_ref(con, window), reference)
+        inputs = data.profile_fields(profile)[0] if profile is not None else {}
+        ref_table = (
+            None if profile is None else profile_to_reference(profile, max_rows=REFERENCE_ROWS)
         )
+        out: list[dict[str, Any]] = []
+        for i in range(n_steps):
+            lo, hi = start + i * step, min(start + (i + 1) * step, end)
+            traffic, fallbacks, errors = counts.get(i, (0, 0, 0))
+            share = None
+            if traffic and ref_table is not None and inputs:
+                sample = data.drift_sample(
+                    con, data.Window(model, lo, hi), inputs, None, sample_rows
+                )
+                report = compare_columns(
+                    ref_table, sample.select(list(inputs)), fields=list(inputs)
+                )
+                decided = [f for f in report.fields if f.drifted is not None]
+                share = len(report.drifted_fields) / len(decided) if decided else None
+            out.append(
+                {
+                    "start": lo.isoformat(),
+                    "end": hi.isoformat(),
+                    "traffic": traffic,
+                    "fallback_rate": fallbacks / traffic if traffic else None,
+                    "error_rate": errors / traffic if traffic else None,
+                    "drift_share": share,
+                }
+            )
+    finally:
+        con.close()
     return out
