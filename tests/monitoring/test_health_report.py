@@ -201,6 +201,12 @@ def test_no_drift_when_the_traffic_matches_the_reference(tmp_path: Path) -> None
     by_name = {d["name"]: d for d in report.drift}
     assert by_name["x"]["drifted"] is False and by_name["plan"]["drifted"] is False
     assert report.metrics["drift_share"] == 0.0
+    sampled = health_report(
+        gen.store, "churn", start=T0, end=T0 + DAY, reference=_profile(tmp_path), sample_rows=200
+    )
+    assert any("200 sampled rows" in note for note in sampled.notes)
+    assert sampled.drift[0]["n_current"] == 200
+    assert sampled.metrics["fallback_rate"] == report.metrics["fallback_rate"]  # exact, not sampled
 
 
 def test_performance_on_labels_and_cbpe_on_the_rest(generated: Generated) -> None:

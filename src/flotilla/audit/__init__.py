@@ -16,6 +16,11 @@ from typing import Any
 
 from flotilla.audit._audit import audit
 from flotilla.audit._report import AuditReport, Finding
+from flotilla.audit.feature_ages import (
+    compare_feature_ages,
+    merge_reports,
+    training_feature_ages,
+)
 from flotilla.audit.pit import FeatureTable, point_in_time_join, write_table
 
 __all__ = [
@@ -23,7 +28,10 @@ __all__ = [
     "FeatureTable",
     "Finding",
     "audit",
+    "compare_feature_ages",
+    "merge_reports",
     "point_in_time_join",
+    "training_feature_ages",
     "write_table",
 ]
 

@@ -19,6 +19,8 @@ CHECKS = (
     "split_entity_overlap",
     "identifier_leakage",
     "label_cardinality",
+    "feature_age_fresher",
+    "feature_age_staler",
 )
 
 
@@ -29,7 +31,8 @@ class Finding:
     Attributes:
         check: which check found it (``future_value``, ``null_encodes_label``, ``too_good``,
             ``label_copy``, ``split_time_leakage``, ``split_entity_overlap``,
-            ``identifier_leakage``, ``label_cardinality``).
+            ``identifier_leakage``, ``label_cardinality``, ``feature_age_fresher``,
+            ``feature_age_staler``).
         feature: the column concerned (the split column for split checks).
         severity: ``"error"`` (do not ship) or ``"warning"`` (look before shipping).
         message: what is wrong, in plain words.

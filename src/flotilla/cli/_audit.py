@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from flotilla.cli._groups import Groups
-from flotilla.cli._output import JSON_OPTION, console, emit_json, fail
+from flotilla.cli._output import JSON_OPTION, console, emit_json, fail, settings
 
 __all__ = ["parse_ttl", "register"]
 
@@ -79,10 +79,16 @@ def _audit_command(
         "write-time columns (default: __written_at).",
     ),
     html: Path | None = typer.Option(None, "--html", help="Also write an HTML report here."),
+    serving_model: str | None = typer.Option(
+        None,
+        "--serving-model",
+        help="Also compare the feature ages served to MODEL (from its prediction records) "
+        "with the training ages (<feature>__written_at columns).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Audit a training set for label leakage; exit 0 clean, 1 warnings, 2 errors."""
-    from flotilla.audit import audit
+    from flotilla.audit import audit, compare_feature_ages, merge_reports, training_feature_ages
 
     report = audit(
         training_file,
@@ -93,6 +99,17 @@ def _audit_command(
         written_at=written_at,
         progress=sys.stderr.isatty() and not as_json,
     )
+    if serving_model is not None:
+        from flotilla.records import RecordStore
+
+        serving = RecordStore(settings().records).feature_ages(serving_model)
+        if not serving:
+            fail(
+                f"No prediction records of {serving_model!r} carry feature_times; send them with "
+                'each predict request ("feature_times": [{feature: written_at}, ...]).'
+            )
+        training = training_feature_ages(training_file, event_time=event_time)
+        report = merge_reports(report, compare_feature_ages(training, serving))
     if html is not None:
         report.to_html(html)
     if as_json:

@@ -6,7 +6,7 @@ import re
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -15,12 +15,11 @@ from rich.table import Table
 from flotilla.cli._groups import Groups
 from flotilla.cli._output import JSON_OPTION, console, emit_json, err_console, open_workspace
 from flotilla.errors import ConfigError, FlotillaError
-from flotilla.evaluation.compare import Comparison, Estimate, compare
-from flotilla.evaluation.metrics import parse_metric
-from flotilla.evaluation.promotion import promote
-from flotilla.evaluation.report_html import write_html
 from flotilla.portfolio import DeploymentSpec
 from flotilla.records import CorruptSegmentWarning, OutcomeStore
+
+if TYPE_CHECKING:  # the evaluation package pulls in SciPy: imported when a command runs
+    from flotilla.evaluation.compare import Comparison, Estimate
 
 __all__ = ["parse_since", "register"]
 
@@ -69,6 +68,10 @@ def compare_command(
     json: bool = JSON_OPTION,
 ) -> None:
     """Compare the live model with a shadow on the same labeled requests; give a verdict."""
+    from flotilla.evaluation.compare import compare
+    from flotilla.evaluation.metrics import parse_metric
+    from flotilla.evaluation.report_html import write_html
+
     if metric is not None:
         parse_metric(metric)
     start = parse_since(since) if since else None
@@ -111,6 +114,8 @@ def promote_command(
     json: bool = JSON_OPTION,
 ) -> None:
     """Make REF the live step of MODEL: refused unless the verdict is promote (or --force)."""
+    from flotilla.evaluation.promotion import promote
+
     ws = open_workspace()
     try:
         rev = promote(ws, model, to=to, force=force, reason=reason, actor=ws.settings.actor)

@@ -47,7 +47,9 @@ class OutcomeSource(Protocol):
         """A ``RecordStore`` (``connect(model)`` gives views ``predictions``/``outcomes``)."""
         ...
 
-    def joined(self, model: str, *, since: datetime | None = None) -> duckdb.DuckDBPyRelation:
+    def joined(
+        self, model: str, *, since: datetime | None = None, columns: Any = None
+    ) -> duckdb.DuckDBPyRelation:
         """Labeled prediction rows of every role with ``label``/``label_value``/``observed_at``."""
         ...
 
@@ -205,7 +207,7 @@ def compare(
         predicted = _predictions_per_day(con, champion, since)
     finally:
         con.close()
-    joined = outcomes.joined(model, since=since)
+    joined = outcomes.joined(model, since=since, columns=_JOINED_COLUMNS)
     pairs, labeled = _pull_pairs(joined, champion, challenger, name)
     days = 0.0 if first_shadow is None else max(0.0, (now - first_shadow).total_seconds() / _DAY_S)
     stats = _judge(name, pairs, policy=policy, days=days, seed=seed)
@@ -480,6 +482,9 @@ def _predictions_per_day(
     )
     rows = con.sql(sql).fetchall()
     return {str(d): int(n) for d, n in rows}
+
+
+_JOINED_COLUMNS = ("role", "ref", "degraded", "prediction", "prediction_value")
 
 
 def _pull_pairs(

@@ -41,6 +41,24 @@ class Window:
         return {"model": self.model, "start": self.start, "end": self.end}
 
 
+def connect(store: RecordStore, model: str) -> duckdb.DuckDBPyConnection:
+    """A connection with the ``predictions`` view of one model.
+
+    Unlike ``RecordStore.connect`` it does not run compaction recovery over every model's
+    partitions (O(models) per call); the segment catalog already hides the sources of an
+    unfinished compaction, so the rows are the same.
+    """
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    store.relation(con, "predictions", model).to_view("predictions")
+    return con
+
+
+def has_outcomes(outcomes: Any, model: str) -> bool:
+    """Whether any outcome segment of ``model`` exists (skips the join when not)."""
+    return bool(outcomes.records.segments("outcomes", model))
+
+
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Any:
     """The first row of ``sql`` (the result is read to the end, freeing the connection)."""
     rows = con.execute(sql, params).fetchall()
@@ -255,9 +273,10 @@ def unlabeled_probabilities(
         rel = con.sql(f"SELECT prediction_value FROM ({base}) {sample}", params=window.params)
         return np.asarray(rel.fetchnumpy()["prediction_value"], dtype=np.float64)
     # the joined relation lives on its own connection, which has the same views
-    query = f"""SELECT prediction_value FROM ({base}) p
+    query = f"""SELECT prediction_value FROM (
+        SELECT prediction_value FROM ({base}) p
         WHERE NOT EXISTS (SELECT 1 FROM joined j WHERE j.request_id = p.request_id
-                          AND j.row = p.row) {sample}"""
+                          AND j.row = p.row)) {sample}"""
     query = _inline(query, window)
     return np.asarray(_query(labeled, query)["prediction_value"], dtype=np.float64)
 
@@ -287,9 +306,10 @@ def labeled_performance(
 ) -> dict[str, Any] | None:
     """The metric of the output kind on the labeled live rows of the window."""
     query = _inline(
-        f"""SELECT prediction, prediction_value, label, label_value FROM joined
-            WHERE {_IN_WINDOW} AND role = 'live'
-            USING SAMPLE reservoir({METRIC_SAMPLE_ROWS} ROWS) REPEATABLE ({SEED})""",
+        f"""SELECT * FROM (
+                SELECT prediction, prediction_value, label, label_value FROM joined
+                WHERE {_IN_WINDOW} AND role = 'live'
+            ) USING SAMPLE reservoir({METRIC_SAMPLE_ROWS} ROWS) REPEATABLE ({SEED})""",
         window,
     )
     table = _query(joined, query)

@@ -237,7 +237,7 @@ def health_report(
         raise ConfigError(
             f"The 'output_kind' must be one of {', '.join(OUTPUT_KINDS)}. Got {output_kind!r}."
         )
-    con = store.connect(model)
+    con = data.connect(store, model)
     try:
         window = data.Window(model, start, end)
         serving = data.serving_stats(con, window, FALLBACK_REASONS)
@@ -359,7 +359,7 @@ def _performance(
     performance = None
     labeled_rel = None
     metrics["labeled"] = 0.0
-    if outcomes is not None:
+    if outcomes is not None and data.has_outcomes(outcomes, window.model):
         labeled_rel = outcomes.joined(window.model, since=window.start)
         result = data.labeled_performance(labeled_rel, window, kind, data.items_k(registry, window))
         if result is not None:
@@ -460,7 +460,7 @@ def health_series(
             f"The health series would have {n_steps} steps; the most is {max_steps}. "
             "Use a longer step or a shorter window."
         )
-    con = store.connect(model)
+    con = data.connect(store, model)
     try:
         window = data.Window(model, start, end)
         counts = data.step_counts(con, window, step)

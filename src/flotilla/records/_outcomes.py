@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from flotilla.clock import SystemClock
 from flotilla.errors import ConfigError, ModelNotFoundError
-from flotilla.records._schema import OUTCOME_SCHEMA, dumps, numeric_value
+from flotilla.records._schema import OUTCOME_SCHEMA, PREDICTION_SCHEMA, dumps, numeric_value
 from flotilla.records._segments import write_partitioned
 from flotilla.records._store import RecordStore
 from flotilla.records._validate import CleanOutcome, OutcomeProblem, clean_outcome
@@ -153,7 +153,12 @@ class OutcomeStore:
             write_partitioned(self.root, "outcomes", _table(model, good, now), "observed_at")
         return IngestReport(model, len(good), rejected, now)
 
-    def _sql(self, horizon: timedelta | None, since: datetime | None) -> str:
+    def _sql(
+        self,
+        horizon: timedelta | None,
+        since: datetime | None,
+        columns: Sequence[str] | None = None,
+    ) -> str:
         pred_filter = ""
         if since is not None:
             if not isinstance(since, datetime):
@@ -166,7 +171,11 @@ class OutcomeStore:
                 raise ConfigError(f"The 'horizon' must be positive. Got {horizon} instead.")
             micros = int(horizon.total_seconds() * 1_000_000)
             horizon_filter = f"WHERE k.event_time >= o.observed_at - to_microseconds({micros})"
-        return _JOIN_SQL.format(pred_filter=pred_filter, horizon_filter=horizon_filter)
+        return _JOIN_SQL.format(
+            pred_columns=_pred_columns(columns),
+            pred_filter=pred_filter,
+            horizon_filter=horizon_filter,
+        )
 
     def _connect(self, model: str) -> duckdb.DuckDBPyConnection:
         self._check_name(model)
@@ -175,7 +184,12 @@ class OutcomeStore:
         return con
 
     def joined(
-        self, model: str, *, horizon: timedelta | None = None, since: datetime | None = None
+        self,
+        model: str,
+        *,
+        horizon: timedelta | None = None,
+        since: datetime | None = None,
+        columns: Sequence[str] | None = None,
     ) -> duckdb.DuckDBPyRelation:
         """Prediction rows of ``model`` (every role) with their outcome, as a lazy relation.
 
@@ -185,9 +199,11 @@ class OutcomeStore:
         Args:
             horizon: an id outcome matches a prediction at most this much older than it.
             since: only predictions with ``event_time >= since``.
+            columns: only these prediction columns (the join keys are always kept); reading
+                fewer columns, e.g. not the JSON ``inputs``, makes large joins much faster.
         """
         con = self._connect(model)
-        return con.sql(self._sql(horizon, since) + _SELECT_JOINED)
+        return con.sql(self._sql(horizon, since, columns) + _SELECT_JOINED)
 
     def unmatched(
         self, model: str, *, horizon: timedelta | None = None, since: datetime | None = None
@@ -201,8 +217,25 @@ class OutcomeStore:
         return self._connect(model).sql("SELECT * FROM outcomes")
 
 
+_JOIN_KEYS = ("request_id", "row", "caller_id", "event_time")
+
+
+def _pred_columns(columns: Sequence[str] | None) -> str:
+    if columns is None:
+        return "*"
+    known = set(PREDICTION_SCHEMA.names)
+    unknown = sorted(set(columns) - known)
+    if unknown:
+        raise ConfigError(
+            f"The 'columns' of joined() must be prediction columns {sorted(known)}. "
+            f"Got unknown {unknown} instead."
+        )
+    wanted = list(_JOIN_KEYS) + [c for c in columns if c not in _JOIN_KEYS]
+    return ", ".join(f'"{c}"' for c in wanted)
+
+
 _JOIN_SQL = """
-WITH preds AS MATERIALIZED (SELECT * FROM predictions {pred_filter}),
+WITH preds AS MATERIALIZED (SELECT {pred_columns} FROM predictions {pred_filter}),
 outs AS MATERIALIZED (
     SELECT * EXCLUDE (filename, file_row_number),
         row_number() OVER (ORDER BY filename, file_row_number) AS _oid

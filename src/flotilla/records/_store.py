@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 from flotilla.errors import ConfigError, RecordsError
@@ -144,6 +145,23 @@ class RecordStore:
         return con.sql(
             f"SELECT * FROM predictions ORDER BY event_time DESC, request_id, role, row LIMIT {n}"
         )
+
+    def feature_ages(self, model: str, *, limit: int = 100_000) -> dict[str, list[float]]:
+        """Feature ages (seconds) recorded for ``model``'s live answers, newest ``limit`` rows.
+
+        They come from the ``feature_times`` a request carried (``feature_ages_s`` column).
+        """
+        con = self.connect(model)
+        rows = con.sql(
+            "SELECT feature_ages_s FROM predictions WHERE role = 'live' AND "
+            f"feature_ages_s IS NOT NULL ORDER BY event_time DESC LIMIT {int(limit)}"
+        ).fetchall()
+        out: dict[str, list[float]] = {}
+        for (text,) in rows:
+            for feature, age in orjson.loads(text).items():
+                if isinstance(age, int | float):
+                    out.setdefault(str(feature), []).append(float(age))
+        return out
 
     def check(self) -> CheckReport:
         """Read every segment fully (verifying page checksums) and report the broken ones.
