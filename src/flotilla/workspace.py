@@ -138,6 +138,9 @@ class Workspace:
             name, training_data, label, event_time, accept_leakage_risk, actor
         )
         if audit_summary is not None:
+            ages = audit_summary.pop("feature_ages")
+            if ages:
+                lineage_out["training_feature_ages"] = ages
             lineage_out["training_audit"] = audit_summary
         profile = None
         if reference is not None:
@@ -267,6 +270,7 @@ class Workspace:
 
         report = audit(Path(training_data), label=label, event_time=event_time)
         summary: dict[str, Any] = {
+            "feature_ages": _training_age_percentiles(Path(training_data), event_time),
             "file": str(training_data),
             "has_errors": report.has_errors,
             "has_warnings": report.has_warnings,
@@ -368,3 +372,21 @@ def _check_artifact(flavor: str, artifact: str | Path | None) -> Path | None:
             "Only the python flavor takes a folder."
         )
     return path.absolute()
+
+
+def _training_age_percentiles(path: Path, event_time: str) -> dict[str, Any]:
+    """Percentiles 0..100 of each feature's age at event time, when write times are known."""
+    import numpy as np
+
+    from flotilla.audit import training_feature_ages
+    from flotilla.errors import AuditError
+
+    try:
+        ages = training_feature_ages(path, event_time=event_time)
+    except AuditError:  # no <feature>__written_at columns: nothing to keep
+        return {}
+    return {
+        feature: {"percentiles": [float(x) for x in np.percentile(values, range(101))]}
+        for feature, values in ages.items()
+        if len(values)
+    }

@@ -242,6 +242,11 @@ def test_performance_on_labels_and_cbpe_on_the_rest(generated: Generated) -> Non
     assert m["estimated_performance"] == pytest.approx(direct.roc_auc, abs=1e-12)
     assert report.cbpe["accuracy"] == pytest.approx(direct.accuracy, abs=1e-12)
     assert "calibrated" in " ".join(report.cbpe["assumptions"])
+    # a handful of unlabeled rows gives no estimate (too noisy to alert on)
+    few = health_report(
+        generated.store, "churn", start=T0, end=T0 + timedelta(minutes=30), outcomes=outcomes
+    )
+    assert few.cbpe is None and few.metrics["estimated_performance"] is None
 
 
 def test_regression_rmse_on_labels(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from flotilla.cli._groups import Groups
@@ -147,6 +148,8 @@ def _print_model(report: Any) -> None:
             + "; ".join(c["assumptions"])
             + "."
         )
+    for finding in report.feature_ages:
+        console.print(f"[yellow]Feature age:[/] {escape(finding['message'])}")
     for note in report.notes:
         console.print(f"  note: {note}")
 

@@ -15,6 +15,7 @@ from flotilla.gateway._host import DeploymentSource, HostState, ModelHost
 from flotilla.gateway._source import WorkspaceSource
 from flotilla.gateway._steps import REASONS, StepFailure
 from flotilla.gateway.app import create_app, factory
+from flotilla.gateway.shadow import ShadowJob, ShadowMirror
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -29,6 +30,8 @@ __all__ = [
     "ModelHost",
     "PredictionSink",
     "ServedModel",
+    "ShadowJob",
+    "ShadowMirror",
     "ShadowStep",
     "StepFailure",
     "WorkspaceSource",

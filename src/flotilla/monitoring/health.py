@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from flotilla.audit import compare_feature_ages
 from flotilla.errors import ConfigError, FlotillaError
 from flotilla.monitoring import _health_data as data
 from flotilla.monitoring.cbpe import CBPE_ASSUMPTIONS, estimate_performance
@@ -33,6 +34,7 @@ __all__ = [
     "CBPE_ASSUMPTIONS",
     "FALLBACK_REASONS",
     "METRIC_NAMES",
+    "MIN_CBPE_ROWS",
     "NO_PROFILE",
     "HealthReport",
     "health_report",
@@ -74,6 +76,8 @@ METRIC_NAMES: tuple[str, ...] = (
 """Every key of :attr:`HealthReport.metrics`, the numbers alert rules can use."""
 
 NO_PROFILE = "no reference profile"
+MIN_CBPE_ROWS = 30
+"""Fewer unlabeled live rows than this give no CBPE estimate (too noisy to alert on)."""
 REFERENCE_ROWS = 10_001
 """Rows of the synthetic reference built from a profile: one more than SciPy's limit for the
 exact KS p-value, so ``ks_2samp`` uses its asymptotic p-value instead of the exact O(n·m) one
@@ -100,6 +104,8 @@ class HealthReport:
         cbpe: the CBPE estimate (with its assumptions) for probability outputs.
         output_kind: ``probability``, ``score``, ``label`` or ``items`` (``None`` if unknown).
         notes: how numbers were computed (sample sizes, sources).
+        feature_ages: findings of features served much fresher or staler than the live
+            version was trained on (``flotilla.audit.compare_feature_ages``).
     """
 
     model: str
@@ -116,6 +122,7 @@ class HealthReport:
     cbpe: dict[str, Any] | None = None
     output_kind: str | None = None
     notes: list[str] = field(default_factory=list)
+    feature_ages: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -147,6 +154,7 @@ class HealthReport:
             "prediction": self.prediction,
             "performance": self.performance,
             "cbpe": self.cbpe,
+            "feature_ages": self.feature_ages,
             "notes": list(self.notes),
         }
 
@@ -267,6 +275,7 @@ def health_report(
         performance, cbpe = _performance(con, window, outcomes, kind, registry, metrics)
         if cbpe is not None:
             notes.append("estimated performance: CBPE expected ROC AUC of the unlabeled live rows")
+        ages = _feature_ages(store, registry, model, live_ref)
         return HealthReport(
             model=model,
             start=start,
@@ -282,9 +291,27 @@ def health_report(
             cbpe=cbpe,
             output_kind=kind,
             notes=notes,
+            feature_ages=ages,
         )
     finally:
         con.close()
+
+
+def _feature_ages(
+    store: RecordStore, registry: Any, model: str, live_ref: str | None
+) -> list[dict[str, Any]]:
+    """Serving feature ages against the live version's training ages (kept in its lineage)."""
+    if registry is None or live_ref is None:
+        return []
+    lineage = getattr(registry.get_version(live_ref), "lineage", None) or {}
+    training = lineage.get("training_feature_ages")
+    if not training:
+        return []
+    serving = store.feature_ages(model)
+    if not serving:
+        return []
+    report = compare_feature_ages({f: v["percentiles"] for f, v in training.items()}, serving)
+    return [f.to_dict() for f in report.findings]
 
 
 def _reference(
@@ -369,7 +396,7 @@ def _performance(
     cbpe = None
     if kind == "probability":
         probs = data.unlabeled_probabilities(con, window, labeled_rel)
-        if probs.size:
+        if probs.size >= MIN_CBPE_ROWS:
             est = estimate_performance(probs)
             cbpe = est.to_dict()
             metrics["estimated_performance"] = est.roc_auc
