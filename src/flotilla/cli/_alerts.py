@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,16 @@ def monitor_run(
         outcomes=OutcomeStore(records, models=ws.registry),
     )
     summary = run_monitor(ws.registry, source=source, rules=ruleset, sinks=sinks, budget_s=budget)
+    from flotilla.evaluation.promotion import auto_promote
+
+    promoted = auto_promote(ws)
     if as_json:
-        emit_json(summary.to_dict())
+        emit_json({**summary.to_dict(), "auto_promotions": [asdict(p) for p in promoted]})
         return
     _print_summary(summary)
+    for p in promoted:
+        outcome = f"promoted (revision {p.revision})" if p.revision else (p.error or p.verdict)
+        console.print(f"auto-promotion of {p.model}: {p.challenger} → {outcome}")
 
 
 def _print_summary(summary: MonitorSummary) -> None:

@@ -145,9 +145,15 @@ class Gateway:
             self.mount(INCIDENTS_PATH, incidents_endpoint(IncidentStore(registry)))
             self.outcomes = OutcomeStore(workspace.settings.records, models=registry)
             if self.monitor_interval_s is not None:
+                # evaluation pulls in SciPy (about a second): only when the monitor runs here
+                from flotilla.evaluation.promotion import auto_promote
+
                 gauges = HealthMetrics(registry=self.metrics.registry)
                 self.monitor = MonitorLoop.for_settings(
-                    workspace.settings, interval_s=self.monitor_interval_s, gauges=gauges
+                    workspace.settings,
+                    interval_s=self.monitor_interval_s,
+                    gauges=gauges,
+                    after_run=lambda: auto_promote(workspace),
                 )
                 self.monitor.start()
         if self.mirror is not None:

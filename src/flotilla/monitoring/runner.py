@@ -180,8 +180,13 @@ class MonitorLoop:
         gauges: AlertGauges | None = None,
         rules_path: str | Path | None = None,
         budget_s: float = 30.0,
+        after_run: Callable[[], object] | None = None,
     ) -> MonitorLoop:
-        """A loop over the workspace of ``settings`` (rules from ``rules_path`` or the home)."""
+        """A loop over the workspace of ``settings`` (rules from ``rules_path`` or the home).
+
+        ``after_run`` is called after every evaluation (the gateway passes the automatic
+        promotion of challengers whose deployment says ``promotion: {auto: true}``).
+        """
         if interval_s <= 0:
             raise ConfigError(f"The monitor interval must be > 0 seconds. Got {interval_s!r}.")
         ruleset = load_rules(rules_path or default_rules_path(settings))
@@ -191,9 +196,12 @@ class MonitorLoop:
                 store = RecordStore(Path(settings.records))
                 outcomes = OutcomeStore(Path(settings.records), models=registry)
                 source = HealthReportSource(store, registry=registry, outcomes=outcomes)
-                return run_monitor(
+                summary = run_monitor(
                     registry, source=source, rules=ruleset, gauges=gauges, budget_s=budget_s
                 )
+            if after_run is not None:
+                after_run()
+            return summary
 
         return cls(interval_s, run_once=run_once)
 
