@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Clock", "JSONValue", "Predictor", "Record"]
+__all__ = ["FALLBACK_REASONS", "Clock", "JSONValue", "Predictor", "Record"]
+
+FALLBACK_REASONS: tuple[str, ...] = (
+    "invalid_input",
+    "timeout",
+    "error",
+    "invalid_output",
+    "circuit_open",
+    "overloaded",
+    "not_loaded",
+)
+"""Why a step of a fallback chain did not answer: the complete vocabulary, shared by the
+gateway (responses, metrics), the health report and the alert rules."""
 
 Record = dict[str, Any]
 """One input row: field name -> value."""

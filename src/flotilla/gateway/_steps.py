@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from flotilla.errors import PredictionError
 from flotilla.gateway._breaker import CircuitBreaker
 from flotilla.signature import OutputSpec, Signature
-from flotilla.types import Clock, Predictor, Record
+from flotilla.types import FALLBACK_REASONS, Clock, Predictor, Record
 
 __all__ = [
     "BREAKER_FAILURES",
@@ -52,16 +52,8 @@ __all__ = [
     "format_violations",
 ]
 
-REASONS = (
-    "invalid_input",
-    "timeout",
-    "error",
-    "invalid_output",
-    "circuit_open",
-    "overloaded",
-    "not_loaded",
-)
-"""The complete vocabulary of fallback reasons."""
+REASONS = FALLBACK_REASONS
+"""The complete vocabulary of fallback reasons (:data:`flotilla.types.FALLBACK_REASONS`)."""
 
 BREAKER_FAILURES = frozenset({"timeout", "error", "invalid_output"})
 """Reasons that count as the model's failure for its circuit breaker."""

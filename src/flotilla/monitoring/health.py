@@ -29,6 +29,7 @@ from flotilla.monitoring.compare import DriftReport, compare_columns
 from flotilla.monitoring.profiles import profile_to_reference
 from flotilla.records import OutcomeStore, RecordStore
 from flotilla.signature import OUTPUT_KINDS
+from flotilla.types import FALLBACK_REASONS
 
 __all__ = [
     "CBPE_ASSUMPTIONS",
@@ -44,16 +45,6 @@ __all__ = [
     "trouble_score",
 ]
 
-FALLBACK_REASONS = (
-    "invalid_input",
-    "timeout",
-    "error",
-    "invalid_output",
-    "circuit_open",
-    "overloaded",
-    "not_loaded",
-)
-"""The gateway's fallback reasons (``flotilla.gateway`` ``REASONS``; a test keeps them equal)."""
 
 METRIC_NAMES: tuple[str, ...] = (
     "traffic",
@@ -303,7 +294,11 @@ def _feature_ages(
     """Serving feature ages against the live version's training ages (kept in its lineage)."""
     if registry is None or live_ref is None:
         return []
-    lineage = getattr(registry.get_version(live_ref), "lineage", None) or {}
+    try:
+        version = registry.get_version(live_ref)
+    except FlotillaError:  # a ref the registry does not know: nothing to compare with
+        return []
+    lineage = getattr(version, "lineage", None) or {}
     training = lineage.get("training_feature_ages")
     if not training:
         return []

@@ -32,6 +32,8 @@ from typing import Any
 import yaml
 
 from flotilla.errors import ConfigError
+from flotilla.monitoring.health import METRIC_NAMES
+from flotilla.types import FALLBACK_REASONS
 
 __all__ = [
     "FALLBACK_REASONS",
@@ -47,35 +49,7 @@ __all__ = [
     "parse_rules",
 ]
 
-FALLBACK_REASONS = (
-    "invalid_input",
-    "timeout",
-    "error",
-    "invalid_output",
-    "circuit_open",
-    "overloaded",
-    "not_loaded",
-)
-"""The fallback reasons of the gateway, each with its own ``fallback_rate_<reason>``."""
-
-HEALTH_METRICS: tuple[str, ...] = (
-    "traffic",
-    "previous_traffic",
-    "rows",
-    "latency_p50_ms",
-    "latency_p99_ms",
-    "error_rate",
-    "fallback_rate",
-    *(f"fallback_rate_{reason}" for reason in FALLBACK_REASONS),
-    "shadow_dropped",
-    "drifted_fields",
-    "drift_share",
-    "prediction_drift",
-    "labeled",
-    "performance",
-    "estimated_performance",
-    "null_rate_max_change",
-)
+HEALTH_METRICS: tuple[str, ...] = METRIC_NAMES
 """Every number of a health report that a rule may test."""
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {

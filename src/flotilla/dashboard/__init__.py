@@ -1,1 +1,0 @@
-"""flotilla.dashboard (see DESIGN.md)."""
