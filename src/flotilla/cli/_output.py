@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = ["STATE", "console", "emit_json", "err_console", "fail", "open_workspace", "settings"]
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (no terminal) would get rich's 80-column default and squeeze tables; use a
+# wide page instead unless COLUMNS says otherwise.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")

@@ -91,6 +91,7 @@ def _register_all(ws: Workspace, art: Artifacts) -> list[dict[str, Any]]:
         training_data=art.churn_clean_data,
         label="churned",
         event_time="event_time",
+        reference=art.churn_clean_data,
         lineage={"training_data": str(art.churn_clean_data), "features": CHURN_FEATURES},
     )
     lite = ws.register(
@@ -134,6 +135,7 @@ def _register_all(ws: Workspace, art: Artifacts) -> list[dict[str, Any]]:
         training_data=art.churn_clean_data,
         label="churned",
         event_time="event_time",
+        reference=art.churn_clean_data,
         lineage={"training_data": str(art.churn_clean_data), "features": CHURN_FEATURES},
     )
     popular = ws.register(
