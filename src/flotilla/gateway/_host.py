@@ -239,7 +239,7 @@ class ModelHost:
         signature = _signature(version)
         breaker = self._breaker(model, resolved, breaker_config, step_metrics.set_breaker)
         inner: StepCall
-        if static:
+        if static or getattr(version, "flavor", "") in self.inline_flavors:
             inline = InlineCall(
                 predictor,
                 clock=self.clock,
