@@ -69,7 +69,7 @@ def _table(model: str, rows: list[CleanOutcome], written_at: datetime) -> pa.Tab
 class OutcomeStore:
     """Ingest outcomes for a model and join them back to its prediction records.
 
-    Join semantics (see ``docs/readme/records.md``):
+    Join semantics (see the README, "Join semantics"):
 
     * an outcome with ``request_id`` matches the prediction rows with that request id and
       row ``index`` (default 0), exactly, whatever their role (live, shadow, fallback, static);
