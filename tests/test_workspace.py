@@ -154,3 +154,22 @@ def test_reference_profile_is_stored(ws: Workspace, tmp_path: Path, model_py: Pa
             signature=SIG, reference=missing,
         )  # fmt: skip
     assert [x.version for x in ws.registry.list_versions("double")] == [1]
+
+
+def test_a_model_that_cannot_predict_its_signature_is_refused(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    from flotilla.errors import ConfigError, RuntimeLoadError
+
+    code = tmp_path / "picky.py"
+    code.write_text(
+        "class Picky:\n    def predict(self, records):\n        return [r['y'] for r in records]\n"
+    )
+    with pytest.raises(RuntimeLoadError, match="failed to predict two sample rows"):
+        ws.register("picky", flavor="python", artifact=code, entry="picky:Picky", signature=SIG)
+    with pytest.raises(ConfigError, match="alias"):
+        ws.register(
+            "picky", flavor="python", artifact=code, entry="picky:Picky", signature=SIG,
+            alias="Not An Alias!",
+        )  # fmt: skip
+    assert ws.registry.list_models() == []

@@ -21,9 +21,18 @@ from flotilla.errors import (
     ConfigError,
     FlavorError,
     LeakageRiskError,
+    RuntimeLoadError,
     SignatureError,
 )
-from flotilla.registry import ArtifactStore, ModelRef, ModelVersion, Registry
+from flotilla.registry import (
+    ArtifactStore,
+    ModelRef,
+    ModelVersion,
+    Registry,
+    check_alias,
+    check_name,
+    check_task,
+)
 from flotilla.runtimes import (
     FLAVORS,
     Runtime,
@@ -116,6 +125,11 @@ class Workspace:
             ConflictError, LeakageRiskError, StorageError.
         """
         actor = actor or self.actor
+        check_name(name)  # names, task and alias are checked before any work is done
+        if task is not None:
+            check_task(task)
+        if alias is not None:
+            check_alias(alias)
         flavor = _check_flavor(flavor)
         path = _check_artifact(flavor, artifact)
         sig = self._signature_for(
@@ -131,8 +145,7 @@ class Workspace:
             label=f"{name}@new",
         )
         runtime = load_runtime(spec)  # refuses bad artifacts before anything is stored
-        sig.check(sample := sig.sample_records(2, seed=1))
-        runtime.predict(sample)
+        _smoke_test(runtime, sig, name, flavor)
         lineage_out: dict[str, Any] = dict(lineage or {})
         audit_summary = self._leakage_gate(
             name, training_data, label, event_time, accept_leakage_risk, actor
@@ -339,6 +352,19 @@ class Workspace:
         version = self.resolve(ref)
         self.registry.set_alias(version.model, alias, version.version, actor=actor or self.actor)
         return version
+
+
+def _smoke_test(runtime: Runtime, sig: Signature, name: str, flavor: str) -> None:
+    """Predict two rows made from the signature; a model that cannot is refused."""
+    sample = sig.sample_records(2, seed=1)
+    try:
+        runtime.predict(sample)
+    except Exception as exc:
+        raise RuntimeLoadError(
+            f"The {flavor} model for {name!r} failed to predict two sample rows made from its "
+            f"signature ({exc}). Check that the signature's inputs match "
+            "what the model expects; nothing was registered."
+        ) from exc
 
 
 def _check_flavor(flavor: str) -> str:

@@ -21,6 +21,9 @@ from flotilla.registry.models import (
     Model,
     ModelRef,
     ModelVersion,
+    check_alias,
+    check_name,
+    check_task,
 )
 from flotilla.registry.store import Registry
 
@@ -36,6 +39,9 @@ __all__ = [
     "Registry",
     "RevisionNotFoundError",
     "StoredArtifact",
+    "check_alias",
+    "check_name",
+    "check_task",
     "make_engine",
     "migrate",
 ]
