@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "flotilla"
 
 # rank of each top-level unit; a unit may import only units of strictly lower rank (or itself)
 RANKS = {
+    "_atomic": 0,
     "errors": 0,
     "types": 0,
     "settings": 0,
@@ -33,7 +34,7 @@ RANKS = {
     "cli": 6,
     "__main__": 7,
 }
-BASE = {"errors", "types", "settings", "clock", "signature"}
+BASE = {"_atomic", "errors", "types", "settings", "clock", "signature"}
 
 
 def _unit(path: Path) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from flotilla._atomic import write_text_atomic
 
 if TYPE_CHECKING:
     from flotilla.audit._report import AuditReport, Finding
@@ -155,13 +155,4 @@ def render(report: AuditReport) -> str:
 
 def write_html(report: AuditReport, path: Path) -> Path:
     """Write the page atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(render(report))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, render(report))

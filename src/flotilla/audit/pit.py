@@ -9,8 +9,6 @@ the join leak-free.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from flotilla._atomic import write_atomic
 from flotilla.audit._source import (
     column_type,
     connect,
@@ -257,17 +256,7 @@ def _join_parts(
 
 def write_table(table: pa.Table, path: str | Path) -> Path:
     """Write ``table`` atomically as Parquet (default) or CSV (``.csv``); returns the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        if target.name.lower().endswith(".csv"):
-            pa_csv.write_csv(table, tmp)
-        else:
-            pq.write_table(table, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    as_csv = Path(path).name.lower().endswith(".csv")
+    return write_atomic(
+        path, lambda tmp: pa_csv.write_csv(table, tmp) if as_csv else pq.write_table(table, tmp)
+    )

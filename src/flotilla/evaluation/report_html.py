@@ -9,12 +9,11 @@ delay may bias the evidence).
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from flotilla._atomic import write_text_atomic
 from flotilla.evaluation.compare import Comparison, Estimate
 
 __all__ = ["coverage_chart", "metric_chart", "render_html", "write_html"]
@@ -208,14 +207,4 @@ def render_html(comparison: Comparison) -> str:
 
 def write_html(comparison: Comparison, path: str | Path) -> Path:
     """Write :func:`render_html` to ``path`` atomically (temp file + ``os.replace``)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(render_html(comparison))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(path, render_html(comparison))

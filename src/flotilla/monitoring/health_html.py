@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from flotilla._atomic import write_text_atomic
 from flotilla.monitoring.health import HealthReport
 
 __all__ = ["render_health_html", "write_health_html"]
@@ -177,14 +176,4 @@ def write_health_html(
     path: str | Path, report: HealthReport, series: Sequence[dict[str, Any]]
 ) -> Path:
     """Write :func:`render_health_html` to ``path`` atomically (temp file + ``os.replace``)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(render_health_html(report, series))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(path, render_health_html(report, series))

@@ -10,15 +10,14 @@ converted version by its source version, not by the ONNX file's hash.
 from __future__ import annotations
 
 import math
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flotilla._atomic import write_bytes_atomic
 from flotilla.errors import FlotillaError
 from flotilla.runtimes._inputs import plan_columns
 from flotilla.runtimes._kinds import create_runtime
@@ -124,7 +123,7 @@ def to_onnx(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{path.stem}.onnx"
-    _write_atomic(target, model_proto.SerializeToString())
+    write_bytes_atomic(target, model_proto.SerializeToString())
     try:
         converted = OnnxRuntime(RuntimeSpec(flavor="onnx", path=target, signature=signature))
         converted.load()
@@ -217,17 +216,6 @@ def _with_feature_names(proto: Any, names: list[str]) -> Any:
     entry.key = FEATURE_NAMES_KEY
     entry.value = json.dumps(names)
     return proto
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _max_abs_diff(expected: list[Any], actual: list[Any]) -> float:
