@@ -14,6 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "flotilla"
 # rank of each top-level unit; a unit may import only units of strictly lower rank (or itself)
 RANKS = {
     "_atomic": 0,
+    "_durations": 0,
     "errors": 0,
     "types": 0,
     "settings": 0,
@@ -34,7 +35,7 @@ RANKS = {
     "cli": 6,
     "__main__": 7,
 }
-BASE = {"_atomic", "errors", "types", "settings", "clock", "signature"}
+BASE = {"_atomic", "_durations", "errors", "types", "settings", "clock", "signature"}
 
 
 def _unit(path: Path) -> str:

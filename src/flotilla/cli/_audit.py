@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -12,24 +11,22 @@ import orjson
 import typer
 from rich.table import Table
 
+from flotilla._durations import read_duration
 from flotilla.cli._groups import Groups
 from flotilla.cli._output import JSON_OPTION, console, emit_json, fail, settings
 
 __all__ = ["parse_ttl", "register"]
 
-_TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 def parse_ttl(text: str) -> timedelta:
     """'7d', '12h', '30m', '45s' or '2w' as a timedelta."""
-    match = _TTL.match(text)
-    if not match or float(match.group(1)) <= 0:
+    found = read_duration(text)
+    if found is None:
         fail(
             "The --ttl must be a positive duration such as 7d, 12h, 30m or 45s. "
             f"Got {text!r} instead."
         )
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    return found
 
 
 def _evidence(evidence: dict[str, Any]) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from flotilla._durations import read_duration, read_utc_time
 from flotilla.cli._groups import Groups
 from flotilla.cli._output import JSON_OPTION, console, emit_json, err_console, open_workspace
 from flotilla.errors import ConfigError, FlotillaError
@@ -24,8 +24,6 @@ if TYPE_CHECKING:  # the evaluation package pulls in SciPy: imported when a comm
 __all__ = ["parse_since", "register"]
 
 _VERDICT_STYLE = {"promote": "bold green", "keep_shadowing": "bold yellow", "reject": "bold red"}
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([dhm])$")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
 def register(app: typer.Typer, groups: Groups) -> None:
@@ -36,19 +34,16 @@ def register(app: typer.Typer, groups: Groups) -> None:
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """``2026-03-01``, ``2026-03-01T12:00:00Z`` or a relative ``7d``/``12h``/``30m`` (ago)."""
-    value = text.strip()
-    match = _RELATIVE.match(value)
-    if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    delta = read_duration(text, units="dhm", positive=False)
+    if delta is not None:
         return (now or datetime.now(UTC)) - delta
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    moment = read_utc_time(text)
+    if moment is None:
         raise ConfigError(
             "The --since of compare must be an ISO date or time (2026-03-01, "
             f"2026-03-01T12:00:00Z) or a relative window such as 7d, 12h or 30m. Got {text!r}."
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        )
+    return moment
 
 
 def compare_command(

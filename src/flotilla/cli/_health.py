@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,14 +10,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from flotilla._durations import read_duration, read_utc_time
 from flotilla.cli._groups import Groups
 from flotilla.cli._output import JSON_OPTION, console, emit_json, open_workspace
 from flotilla.errors import ConfigError
 
 __all__ = ["parse_end", "parse_window", "register"]
 
-_WINDOW = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _SERIES_STEPS = 24
 
 
@@ -28,27 +26,26 @@ def parse_window(text: str, *, what: str = "--window") -> timedelta:
     Raises:
         ConfigError: anything else, with the accepted forms.
     """
-    match = _WINDOW.match(text or "")
-    if not match or int(match.group(1)) == 0:
+    found = read_duration(text or "", whole=True)
+    if found is None:
         raise ConfigError(
             f"The {what} must be a positive whole number and a unit s, m, h, d or w "
             f"(e.g. 30m, 1h, 1d, 7d). Got {text!r} instead."
         )
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return found
 
 
 def parse_end(text: str | None) -> datetime:
     """The window's end: ISO date or time (naive means UTC), or now when ``None``."""
     if text is None:
         return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+    moment = read_utc_time(text)
+    if moment is None:
         raise ConfigError(
             "The --end must be an ISO date or time such as 2026-03-01 or 2026-03-01T12:00:00Z. "
             f"Got {text!r} instead."
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        )
+    return moment
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

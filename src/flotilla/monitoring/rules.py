@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from flotilla._durations import read_duration
 from flotilla.errors import ConfigError
 from flotilla.monitoring.health import METRIC_NAMES
 from flotilla.types import FALLBACK_REASONS
@@ -61,8 +62,6 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 SEVERITIES = ("info", "warning", "critical")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _RULE_KEYS = {
     "name",
     "description",
@@ -91,13 +90,13 @@ def parse_duration(text: object, *, what: str = "duration") -> timedelta:
     """
     if isinstance(text, int | float) and not isinstance(text, bool) and text > 0:
         return timedelta(seconds=float(text))
-    match = _DURATION.match(text) if isinstance(text, str) else None
-    if match is None or float(match.group(1)) <= 0:
+    found = read_duration(text) if isinstance(text, str) else None
+    if found is None:
         raise ConfigError(
             f"The {what} must be a positive duration such as '30m', '2h' or '3d'. "
             f"Got {text!r} instead."
         )
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    return found
 
 
 @dataclass(frozen=True)
