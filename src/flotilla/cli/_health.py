@@ -12,7 +12,7 @@ from rich.table import Table
 
 from flotilla._durations import read_duration, read_utc_time
 from flotilla.cli._groups import Groups
-from flotilla.cli._output import JSON_OPTION, console, emit_json, open_workspace
+from flotilla.cli._output import JSON_OPTION, console, emit_json, fmt_value, open_workspace
 from flotilla.errors import ConfigError
 
 __all__ = ["parse_end", "parse_window", "register"]
@@ -49,13 +49,7 @@ def parse_end(text: str | None) -> datetime:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+    return fmt_value(value, digits)
 
 
 def _pct(value: Any) -> str:

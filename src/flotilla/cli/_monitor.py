@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from flotilla.cli._groups import Groups
-from flotilla.cli._output import JSON_OPTION, console, emit_json, open_workspace
+from flotilla.cli._output import JSON_OPTION, console, emit_json, fmt_value, open_workspace
 from flotilla.errors import ConfigError
 
 __all__ = ["register"]
@@ -25,13 +25,7 @@ def _parse_fields(text: str | None) -> list[str] | None:
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+    return fmt_value(value, digits)
 
 
 _SHORT_TEST = {

@@ -17,7 +17,16 @@ from flotilla.settings import Settings
 if TYPE_CHECKING:
     from flotilla.workspace import Workspace
 
-__all__ = ["STATE", "console", "emit_json", "err_console", "fail", "open_workspace", "settings"]
+__all__ = [
+    "STATE",
+    "console",
+    "emit_json",
+    "err_console",
+    "fail",
+    "fmt_value",
+    "open_workspace",
+    "settings",
+]
 
 # Piped output (no terminal) would get rich's 80-column default and squeeze tables; use a
 # wide page instead unless COLUMNS says otherwise.
@@ -44,6 +53,17 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, set | frozenset):
         return sorted(obj)
     return str(obj)
+
+
+def fmt_value(value: Any, digits: int = 4) -> str:
+    """A table cell: ``-`` for missing, yes/no for bools, ``digits`` significant for floats."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
 
 
 def emit_json(data: Any) -> None:

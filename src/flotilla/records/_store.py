@@ -152,10 +152,13 @@ class RecordStore:
         They come from the ``feature_times`` a request carried (``feature_ages_s`` column).
         """
         con = self.connect(model)
-        rows = con.sql(
-            "SELECT feature_ages_s FROM predictions WHERE role = 'live' AND "
-            f"feature_ages_s IS NOT NULL ORDER BY event_time DESC LIMIT {int(limit)}"
-        ).fetchall()
+        try:
+            rows = con.sql(
+                "SELECT feature_ages_s FROM predictions WHERE role = 'live' AND "
+                f"feature_ages_s IS NOT NULL ORDER BY event_time DESC LIMIT {int(limit)}"
+            ).fetchall()
+        finally:
+            con.close()
         out: dict[str, list[float]] = {}
         for (text,) in rows:
             for feature, age in orjson.loads(text).items():
