@@ -4,6 +4,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flotilla.errors import InputValidationError, SignatureError
 from flotilla.signature import OutputSpec, Signature
@@ -149,3 +151,41 @@ def test_sample_records_are_valid() -> None:
 def test_output_check(spec: dict[str, object], preds: list[object], ok: bool) -> None:
     problem = OutputSpec.from_dict(spec).check(preds, 2)
     assert (problem is None) == ok, problem
+
+
+NUMERIC = Signature.from_dict(
+    {
+        "inputs": [
+            {"name": "x", "type": "float", "min": 0, "max": 10},
+            {"name": "n", "type": "int", "nullable": True},
+            {"name": "y", "type": "float"},
+        ],
+        "output": {"kind": "score"},
+    }
+)
+
+_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**20), 10**20),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.dictionaries(st.sampled_from(["x", "n", "y", "extra"]), _VALUES, max_size=4),
+            st.fixed_dictionaries({"x": _VALUES, "n": _VALUES, "y": _VALUES}),
+            st.integers(),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_the_fast_numeric_check_agrees_with_every_field_checker(records: list[object]) -> None:
+    # a list takes the request path's fast check; an iterator always runs the field checkers
+    assert NUMERIC.validate(records) == NUMERIC.validate(iter(records))

@@ -51,6 +51,22 @@ def test_old_outcomes_leave_the_window() -> None:
     assert breaker.snapshot()["window_calls"] == 1
 
 
+def test_the_window_keeps_an_outcome_for_0_9_to_1_0_window_s() -> None:
+    clock = FakeClock()
+    breaker, _ = make(clock, min_requests=1000)
+    clock.advance(0.5)
+    breaker.record(False)
+    clock.advance(8.5)  # 8.5 s later: still in the window
+    assert breaker.snapshot()["window_failures"] == 1
+    clock.advance(1.0)  # 9.5 s later: its bucket has left
+    assert breaker.snapshot()["window_failures"] == 0
+    for _ in range(50_000):  # any number of calls, fixed memory, counted exactly
+        breaker.record(True)
+    clock.advance(3600)
+    breaker.record(False)
+    assert breaker.snapshot()["window_calls"] == 1
+
+
 def test_half_open_after_open_s_lets_one_probe_through() -> None:
     clock = FakeClock()
     breaker, changes = make(clock, min_requests=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import threading
 from typing import Any
 
@@ -12,7 +13,7 @@ from gateway_support import Behaving
 
 from flotilla.clock import SystemClock
 from flotilla.gateway import StepFailure, budget_reserves
-from flotilla.gateway._steps import Bulkhead, OutputCheck, PoolCall, StaticCall
+from flotilla.gateway._steps import Bulkhead, CallCost, ModelCall, OutputCheck, StaticCall
 from flotilla.signature import OutputSpec
 
 
@@ -32,7 +33,8 @@ def test_pool_call_abandons_a_late_call_and_counts_it() -> None:
     late = threading.Event()
     pool = concurrent.futures.ThreadPoolExecutor(2)
     clock = SystemClock()
-    call = PoolCall(Behaving(mode="hang", hang_s=0.2), executor=pool, clock=clock, on_late=late.set)
+    model = Behaving(mode="hang", hang_s=0.2)
+    call = ModelCall(model, executor=pool, clock=clock, on_late=late.set)
 
     async def go() -> StepFailure:
         with pytest.raises(StepFailure) as info:
@@ -50,7 +52,7 @@ def test_pool_call_with_no_time_left_does_not_call_the_model() -> None:
     model = Behaving()
     pool = concurrent.futures.ThreadPoolExecutor(1)
     clock = SystemClock()
-    call = PoolCall(model, executor=pool, clock=clock)
+    call = ModelCall(model, executor=pool, clock=clock)
     with pytest.raises(StepFailure, match="no time left"):
         run(call([{"x": 1}], clock.monotonic() - 1))
     assert model.calls == 0
@@ -91,7 +93,8 @@ def test_batch_is_one_call() -> None:
     model = Behaving()
     pool = concurrent.futures.ThreadPoolExecutor(1)
     clock = SystemClock()
-    call = OutputCheck(PoolCall(model, executor=pool, clock=clock), output=OutputSpec(kind="score"))
+    inner = ModelCall(model, executor=pool, clock=clock)
+    call = OutputCheck(inner, output=OutputSpec(kind="score"))
     out = run(call([{"x": i} for i in range(5)], clock.monotonic() + 1))
     assert out == [1.0] * 5
     assert model.batch_sizes == [5]
@@ -106,19 +109,119 @@ def test_static_call_answers_its_value(value: Any, expected: Any) -> None:
     assert run(StaticCall(value)([{}, {}], 0.0)) == [expected, expected]
 
 
-def test_inline_call_discards_an_answer_past_its_deadline() -> None:
-    from flotilla.gateway._steps import InlineCall
+def _in_thread(calls: list[str]) -> Behaving:
+    class Where(Behaving):
+        def predict(self, records: list[dict[str, Any]]) -> list[Any]:
+            calls.append(threading.current_thread().name)
+            return super().predict(records)
+
+    return Where(0.3)
+
+
+def test_an_inline_call_discards_an_answer_past_its_deadline() -> None:
     from flotilla.testing import FakeClock
 
     clock = FakeClock()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
     late: list[int] = []
-    call = InlineCall(Behaving(0.3), clock=clock, on_late=lambda: late.append(1))
+    always = {"executor": pool, "clock": clock, "inline_below_s": math.inf}
+    call = ModelCall(Behaving(0.3), on_late=lambda: late.append(1), **always)
     assert run(call([{"x": 1}], clock.monotonic() + 1)) == [0.3]
+
+    class Slow(Behaving):
+        def predict(self, records: list[dict[str, Any]]) -> list[Any]:
+            clock.advance(0.5)  # the call itself outlives its deadline
+            return super().predict(records)
+
+    slow = ModelCall(Slow(0.3), on_late=lambda: late.append(1), **always)
     with pytest.raises(StepFailure) as info:
-        run(call([{"x": 1}], clock.monotonic() - 0.001))
+        run(slow([{"x": 1}], clock.monotonic() + 0.1))
     assert info.value.reason == "timeout"
     assert late == [1]
-    lenient = InlineCall(Behaving(0.3), clock=clock, enforce_deadline=False)
-    assert run(lenient([{"x": 1}], clock.monotonic() - 1)) == [0.3]
+    static = ModelCall(Slow(0.3), enforce_deadline=False, **always)
+    assert run(static([{"x": 1}], clock.monotonic() - 1)) == [0.3]
     with pytest.raises(StepFailure, match="RuntimeError"):
-        run(InlineCall(Behaving(mode="raise"), clock=clock)([{"x": 1}], clock.monotonic() + 1))
+        run(ModelCall(Behaving(mode="raise"), **always)([{"x": 1}], clock.monotonic() + 1))
+    pool.shutdown()
+
+
+def test_calls_run_inline_only_once_known_to_be_short() -> None:
+    clock = SystemClock()
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pool")
+    threads: list[str] = []
+    call = ModelCall(_in_thread(threads), executor=pool, clock=clock, inline_below_s=0.01)
+    assert not call.runs_inline(1)  # nothing known yet: the pool
+    run(call([{"x": 1}], clock.monotonic() + 1))
+    assert threads[-1].startswith("pool")
+    assert call.cost.samples == 1  # learned from the worker thread's CPU time
+    assert call.runs_inline(1)
+    run(call([{"x": 1}], clock.monotonic() + 1))
+    assert threads[-1] == threading.current_thread().name  # on the event loop's thread
+    # a batch whose estimated cost passes the limit goes to the pool
+    call.cost.per_row = 0.001
+    assert call.runs_inline(10) and not call.runs_inline(11)
+    run(call([{"x": i} for i in range(11)], clock.monotonic() + 1))
+    assert threads[-1].startswith("pool")
+    pool.shutdown()
+
+
+def test_a_step_that_never_runs_inline_uses_the_pool_and_learns_nothing() -> None:
+    clock = SystemClock()
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pool")
+    threads: list[str] = []
+    call = ModelCall(_in_thread(threads), executor=pool, clock=clock)
+    call.calibrate([{"x": 1}])
+    for _ in range(3):
+        run(call([{"x": 1}], clock.monotonic() + 1))
+    assert all(t.startswith("pool") for t in threads)
+    assert call.cost.samples == 0
+    pool.shutdown()
+
+
+def test_calibration_times_calls_at_load_and_stops_on_failure() -> None:
+    clock = SystemClock()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    model = Behaving(0.3)
+    call = ModelCall(model, executor=pool, clock=clock, inline_below_s=0.01)
+    call.calibrate([{"x": 1}], calls=4)
+    assert model.calls == 4 and call.cost.samples == 4 and call.runs_inline(1)
+    broken = ModelCall(Behaving(mode="raise"), executor=pool, clock=clock, inline_below_s=0.01)
+    broken.calibrate([{"x": 1}])
+    assert broken.cost.samples == 0 and not broken.runs_inline(1)
+    pool.shutdown()
+
+
+def test_inline_calls_that_prove_slow_move_the_step_to_the_pool_for_a_while() -> None:
+    clock = SystemClock()
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pool")
+    threads: list[str] = []
+    model = _in_thread(threads)
+    cost = CallCost()
+    call = ModelCall(model, executor=pool, clock=clock, inline_below_s=0.002, cost=cost)
+    cost.learn(0.0001, 1, cap=1.0)
+    model.mode, model.hang_s = "hang", 0.05  # slow inline calls block the loop, and teach
+    run(call([{"x": 1}], clock.monotonic() + 1))
+    assert cost.hold == 0  # one slow call (capped at 4x the limit) is not enough
+    run(call([{"x": 1}], clock.monotonic() + 1))
+    assert threads[-2:] == [threading.current_thread().name] * 2
+    assert cost.per_row > 0.002 and cost.hold == 16 and cost.trips == 1
+    model.mode = "answer"
+    for _ in range(16):  # held in the pool, even though the pool's samples are cheap again
+        run(call([{"x": 1}], clock.monotonic() + 1))
+        assert threads[-1].startswith("pool")
+    assert cost.hold == 0
+    while not call.runs_inline(1):  # the cheap pool samples bring the estimate back down
+        run(call([{"x": 1}], clock.monotonic() + 1))
+    run(call([{"x": 1}], clock.monotonic() + 1))
+    assert threads[-1] == threading.current_thread().name
+    cost.trip()
+    assert cost.hold == 32  # every trip doubles the hold
+    pool.shutdown()
+
+
+def test_one_pause_does_not_move_a_fast_step_to_the_pool() -> None:
+    cost = CallCost()
+    for _ in range(20):
+        cost.learn(0.00002, 1, cap=0.001)
+    cost.learn(0.5, 1, cap=0.001)  # a 500 ms pause counts as the 1 ms cap
+    assert cost.per_row < 0.00025

@@ -35,11 +35,11 @@ def serve(
         300.0, "--monitor-interval", help="Seconds between two evaluations with --monitor."
     ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level."),
-    inline_flavors: str = typer.Option(
-        "",
-        "--inline-flavors",
-        help="Experimental: comma-separated flavors run on the event loop (e.g. onnx), "
-        "without the thread hop; never python.",
+    inline_below_ms: float = typer.Option(
+        0.25,
+        "--inline-below-ms",
+        help="Native model calls (onnx, lightgbm, sklearn) learned to take at most this many "
+        "ms run on the event loop, without the thread hop; 0: always the thread pool.",
     ),
 ) -> None:
     """Serve every deployed model (KServe V1 API, /metrics, /healthz, /readyz).
@@ -73,10 +73,12 @@ def serve(
         os.environ["FLOTILLA_MONITOR_INTERVAL"] = str(monitor_interval)
     else:
         os.environ.pop("FLOTILLA_MONITOR_INTERVAL", None)
-    flavors = [f.strip() for f in inline_flavors.split(",") if f.strip()]
-    if "python" in flavors:
-        fail("The '--inline-flavors' option cannot hold 'python': python models may block.")
-    os.environ["FLOTILLA_INLINE_FLAVORS"] = ",".join(flavors)
+    if not inline_below_ms >= 0:
+        fail(
+            "The '--inline-below-ms' option must be 0 (always the thread pool) or more. "
+            f"Got {inline_below_ms} instead."
+        )
+    os.environ["FLOTILLA_INLINE_BELOW_MS"] = str(inline_below_ms)
     metrics_dir: Path | None = None
     if workers > 1:
         metrics_dir = Path(tempfile.mkdtemp(prefix="flotilla-metrics-"))

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flotilla.gateway._chain import Answer, ServedModel
-from flotilla.gateway._host import DeploymentSource, ModelHost
+from flotilla.gateway._host import DEFAULT_INLINE_BELOW_S, DeploymentSource, ModelHost
 from flotilla.gateway._http import (
     Receive,
     Scope,
@@ -30,10 +30,10 @@ from flotilla.gateway._http import (
 )
 from flotilla.gateway._v1 import (
     RequestError,
+    RequestIds,
     not_allowed,
     read_instances,
     reject_invalid,
-    request_id_of,
 )
 from flotilla.gateway.incidents_route import INCIDENTS_PATH, incidents_endpoint
 from flotilla.gateway.outcomes_route import OUTCOMES_SUFFIX, post_outcomes
@@ -56,6 +56,7 @@ log = logging.getLogger("flotilla.gateway")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 _PREFIX = "/v1/models/"
 _PREDICT = ":predict"
+_METRICS_FLUSH_S = 1.0
 
 
 class PredictionSink(Protocol):
@@ -82,7 +83,8 @@ class Gateway:
         max_body_bytes: bodies larger than this are answered 413.
         poll_interval_s: how often the host checks for new deployment revisions.
         multiprocess_dir: ``PROMETHEUS_MULTIPROC_DIR`` when several workers serve.
-        inline_flavors: flavors run on the event loop (experimental, see ``create_app``).
+        inline_below_s: native model calls estimated at or under this many seconds run on
+            the event loop (see ``create_app``).
         mirror: runs the deployments' shadows on copies of the requests, after the answer.
         monitor_interval_s: evaluate the alert rules every this many seconds in a background
             thread (workspace sources only); health gauges go to this app's ``/metrics``.
@@ -94,18 +96,18 @@ class Gateway:
         source: Any,
         clock: Clock,
         metrics: GatewayMetrics,
-        executor: concurrent.futures.ThreadPoolExecutor,
+        executor: concurrent.futures.Executor,
         sink: PredictionSink | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_interval_s: float = 1.0,
         multiprocess_dir: str | None = None,
-        inline_flavors: frozenset[str] = frozenset(),
+        inline_below_s: float = DEFAULT_INLINE_BELOW_S,
         mirror: ShadowMirror | None = None,
         monitor_interval_s: float | None = None,
     ) -> None:
         self.source = source
         self.mirror = mirror
-        self.inline_flavors = inline_flavors
+        self.inline_below_s = inline_below_s
         self.clock = clock
         self.metrics = metrics
         self.executor = executor
@@ -116,6 +118,7 @@ class Gateway:
         self.host: ModelHost | None = None
         self.startup_error: str = ""
         self.mounts: dict[str, ASGIApp] = {}
+        self.request_ids = RequestIds()
         self.outcomes: OutcomeStore | None = None
         self.monitor_interval_s = monitor_interval_s
         self.monitor: MonitorLoop | None = None
@@ -135,7 +138,7 @@ class Gateway:
             metrics=self.metrics,
             executor=self.executor,
             poll_interval_s=self.poll_interval_s,
-            inline_flavors=self.inline_flavors,
+            inline_below_s=self.inline_below_s,
         )
         host.start()
         self.host = host
@@ -174,6 +177,13 @@ class Gateway:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
+        ticker: asyncio.TimerHandle | None = None
+
+        def publish_metrics() -> None:  # on the loop's thread, like every tally update
+            nonlocal ticker
+            self.metrics.flush()
+            ticker = loop.call_later(_METRICS_FLUSH_S, publish_metrics)
+
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -184,8 +194,12 @@ class Gateway:
                     text = f"{type(exc).__name__}: {exc}"
                     await send({"type": "lifespan.startup.failed", "message": text})
                     return
+                ticker = loop.call_later(_METRICS_FLUSH_S, publish_metrics)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if ticker is not None:
+                    ticker.cancel()
+                self.metrics.flush()
                 await loop.run_in_executor(None, self.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -233,6 +247,7 @@ class Gateway:
                 await self._ready(send)
                 return
             if path == "/metrics":
+                self.metrics.flush()
                 text = exposition(self.metrics.registry, multiprocess_dir=self.multiprocess_dir)
                 await send_bytes(send, 200, text, content_type=CONTENT_TYPE_LATEST.encode())
                 return
@@ -242,7 +257,7 @@ class Gateway:
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
         start = self.clock.monotonic()
-        request_id = request_id_of(header(scope, b"x-request-id"))
+        request_id = self.request_ids(header(scope, b"x-request-id"))
         rid_header = (b"x-request-id", request_id.encode())
         try:
             served = self._served(name)

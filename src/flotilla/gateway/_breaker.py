@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ __all__ = ["BreakerConfig", "CircuitBreaker"]
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
+_BUCKETS = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +58,9 @@ class BreakerConfig:
 class CircuitBreaker:
     """Stops calling a step that keeps failing, and probes it again after a pause.
 
-    States: ``closed`` (calls pass; outcomes are counted over a sliding window),
+    States: ``closed`` (calls pass; outcomes are counted over a sliding window of
+    ``window_s`` seconds kept as ten time buckets, so memory stays fixed at any request
+    rate and an outcome leaves the window between 0.9 and 1.0 ``window_s`` after it),
     ``open`` (calls are refused for ``open_s``), ``half_open`` (up to ``probes`` calls pass;
     a success closes the breaker, a failure opens it again). Not thread-safe: the gateway
     calls it from the event loop only.
@@ -86,7 +88,11 @@ class CircuitBreaker:
         self.clock = clock
         self.on_change = on_change
         self._state = CLOSED
-        self._events: deque[tuple[float, bool]] = deque()
+        self._width = config.window_s / _BUCKETS
+        self._slot = -_BUCKETS  # the index of the newest bucket, int(now / width)
+        self._calls = [0] * _BUCKETS
+        self._fails = [0] * _BUCKETS
+        self._total = 0
         self._failures = 0
         self._opened_at = 0.0
         self._probes = 0
@@ -123,12 +129,17 @@ class CircuitBreaker:
             return
         if self._state == OPEN:
             return  # a call admitted before the breaker opened; its outcome is moot
-        now = self.clock.monotonic()
-        self._events.append((now, success))
-        if not success:
-            self._failures += 1
-        self._evict(now)
-        total = len(self._events)
+        slot = int(self.clock.monotonic() / self._width)
+        if slot != self._slot:
+            self._slide(slot)
+        i = slot % _BUCKETS
+        self._calls[i] += 1
+        self._total += 1
+        if success:
+            return
+        self._fails[i] += 1
+        self._failures += 1
+        total = self._total
         if total >= self.config.min_requests and self._failures >= (
             self.config.failure_rate * total
         ):
@@ -142,25 +153,28 @@ class CircuitBreaker:
     def snapshot(self) -> dict[str, object]:
         """State and window counts, for ``GET /v1/models``."""
         state = self.state
-        self._evict(self.clock.monotonic())
+        self._slide(int(self.clock.monotonic() / self._width))
         return {
             "state": state,
-            "window_calls": len(self._events),
+            "window_calls": self._total,
             "window_failures": self._failures,
             "opened": self.opened,
             "closed": self.closed,
         }
 
-    def _evict(self, now: float) -> None:
-        horizon = now - self.config.window_s
-        events = self._events
-        while events and events[0][0] < horizon:
-            _, ok = events.popleft()
-            if not ok:
-                self._failures -= 1
+    def _slide(self, slot: int) -> None:
+        """Empty the buckets that fell out of the window by ``slot`` (the newest bucket)."""
+        for old in range(max(self._slot + 1, slot - _BUCKETS + 1), slot + 1):
+            i = old % _BUCKETS
+            self._total -= self._calls[i]
+            self._failures -= self._fails[i]
+            self._calls[i] = self._fails[i] = 0
+        self._slot = max(self._slot, slot)
 
     def _reset(self) -> None:
-        self._events.clear()
+        self._calls = [0] * _BUCKETS
+        self._fails = [0] * _BUCKETS
+        self._total = 0
         self._failures = 0
 
     def _open(self) -> None:

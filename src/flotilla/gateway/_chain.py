@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from flotilla.gateway._breaker import CircuitBreaker
-from flotilla.gateway._steps import StepCall, StepFailure
+from flotilla.gateway._steps import ModelCall, StepCall, StepFailure
 from flotilla.monitoring.metrics import ModelMetrics, StepMetrics
 from flotilla.signature import Signature
 from flotilla.types import Clock, Predictor, Record
@@ -31,6 +32,7 @@ class ChainStep:
         breaker: the step's circuit breaker (``None`` for static steps).
         loaded: whether the step's version loaded (static steps always are).
         load_error: why it did not load, if it did not.
+        model_call: the innermost call of a model step (where it runs and what it costs).
     """
 
     ref: str
@@ -41,11 +43,17 @@ class ChainStep:
     breaker: CircuitBreaker | None = None
     loaded: bool = True
     load_error: str = ""
+    model_call: ModelCall | None = None
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ref": self.ref, "role": self.role, "loaded": self.loaded}
         if self.breaker is not None:
             out["breaker"] = self.breaker.snapshot()
+        call = self.model_call
+        if call is not None and self.role != "static":
+            per_row = call.cost.per_row
+            out["inline"] = call.runs_inline(1)
+            out["call_cost_us"] = None if math.isinf(per_row) else round(per_row * 1e6, 1)
         if self.load_error:
             out["load_error"] = self.load_error
         return out

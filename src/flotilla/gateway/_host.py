@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +23,11 @@ from flotilla.gateway._chain import ChainStep, ServedModel, ShadowStep, budget_r
 from flotilla.gateway._steps import (
     BreakerGuard,
     Bulkhead,
-    InlineCall,
+    CallCost,
     InputCheck,
+    ModelCall,
     NotLoadedCall,
     OutputCheck,
-    PoolCall,
     Slots,
     StaticCall,
     StepCall,
@@ -36,9 +37,17 @@ from flotilla.portfolio.spec import DeploymentSpec, StaticStep
 from flotilla.signature import Signature
 from flotilla.types import Clock, Predictor
 
-__all__ = ["DeploymentSource", "HostState", "ModelHost"]
+__all__ = ["DEFAULT_INLINE_BELOW_S", "INLINE_FLAVORS", "DeploymentSource", "HostState", "ModelHost"]
 
 log = logging.getLogger("flotilla.gateway")
+
+INLINE_FLAVORS = frozenset({"onnx", "lightgbm", "sklearn"})
+"""Flavors whose calls are pure computation and may run on the event loop when short.
+``python`` models may sleep or do I/O, so they always run in the thread pool."""
+
+DEFAULT_INLINE_BELOW_S = 0.00025
+"""Calls estimated at or under this many seconds run inline (about the cost of the hop to a
+pool thread and back, measured on the development machine)."""
 
 
 class DeploymentSource(Protocol):
@@ -86,8 +95,9 @@ class ModelHost:
         metrics: the gateway's metrics.
         executor: the thread pool models run in.
         poll_interval_s: how often to check ``deployments_version()``.
-        inline_flavors: flavors run on the event loop instead of the pool (experimental;
-            see :class:`~flotilla.gateway._steps.InlineCall`). Static versions always are.
+        inline_below_s: calls of :data:`INLINE_FLAVORS` estimated at or under this many
+            seconds run on the event loop (see :class:`~flotilla.gateway._steps.ModelCall`);
+            0 sends every call to the pool. Static versions always run inline.
     """
 
     def __init__(
@@ -98,10 +108,10 @@ class ModelHost:
         metrics: GatewayMetrics,
         executor: concurrent.futures.Executor,
         poll_interval_s: float = 1.0,
-        inline_flavors: frozenset[str] = frozenset(),
+        inline_below_s: float = DEFAULT_INLINE_BELOW_S,
     ) -> None:
         self.source = source
-        self.inline_flavors = inline_flavors
+        self.inline_below_s = inline_below_s
         self.clock = clock
         self.metrics = metrics
         self.executor = executor
@@ -110,6 +120,7 @@ class ModelHost:
         self._runtimes: dict[str, Predictor] = {}
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
         self._slots: dict[tuple[str, str], Slots] = {}
+        self._costs: dict[str, CallCost] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -238,29 +249,50 @@ class ModelHost:
         step_metrics = metrics.step(step_label(pos, static=static))
         signature = _signature(version)
         breaker = self._breaker(model, resolved, breaker_config, step_metrics.set_breaker)
-        inner: StepCall
-        if static or getattr(version, "flavor", "") in self.inline_flavors:
-            inline = InlineCall(
-                predictor,
-                clock=self.clock,
-                on_late=metrics.late_results.inc,
-                enforce_deadline=not static,
-            )
-            inner = OutputCheck(inline, output=_output(signature))
-        else:
-            inner = PoolCall(
-                predictor,
-                executor=self.executor,
-                clock=self.clock,
-                on_late=metrics.late_results.inc,
-            )
-            inner = OutputCheck(inner, output=_output(signature))
+        model_call = self._call(resolved, version, predictor, signature, metrics)
+        inner: StepCall = OutputCheck(model_call, output=_output(signature))
         inner = BreakerGuard(inner, breaker=breaker)
         inner = self._bulkhead(model, resolved, limit, inner)
         call = InputCheck(inner, signature=signature)
         return ChainStep(
-            resolved, "static" if static else role, call, reserve, step_metrics, breaker
+            resolved,
+            "static" if static else role,
+            call,
+            reserve,
+            step_metrics,
+            breaker,
+            model_call=model_call,
         )
+
+    def _call(
+        self,
+        ref: str,
+        version: Any,
+        predictor: Predictor,
+        signature: Signature | None,
+        metrics: ModelMetrics,
+    ) -> ModelCall:
+        flavor = getattr(version, "flavor", "")
+        if flavor == "static":
+            return ModelCall(
+                predictor,
+                executor=self.executor,
+                clock=self.clock,
+                inline_below_s=math.inf,
+                enforce_deadline=False,
+            )
+        cost = self._costs.setdefault(ref, CallCost())
+        call = ModelCall(
+            predictor,
+            executor=self.executor,
+            clock=self.clock,
+            on_late=metrics.late_results.inc,
+            inline_below_s=self.inline_below_s if flavor in INLINE_FLAVORS else 0.0,
+            cost=cost,
+        )
+        if cost.samples == 0 and signature is not None:
+            call.calibrate(signature.sample_records(1))
+        return call
 
     def _runtime(self, ref: str, version: Any, metrics: ModelMetrics) -> Predictor:
         found = self._runtimes.get(ref)

@@ -1,10 +1,9 @@
 """Chain steps as same-signature wrappers: ``async call(records, deadline) -> predictions``.
 
 Every step of a fallback chain is one :class:`StepCall`. A model step is built by folding
-wrappers around the call that runs the model in the thread pool, once, in this order
-(outermost first)::
+wrappers around the call that runs the model, once, in this order (outermost first)::
 
-    InputCheck -> Bulkhead -> BreakerGuard -> OutputCheck -> PoolCall(runtime)
+    InputCheck -> Bulkhead -> BreakerGuard -> OutputCheck -> ModelCall(runtime)
 
 - :class:`InputCheck` rejects records that break the step's signature (``invalid_input``)
   before they take a slot or touch the breaker.
@@ -15,8 +14,9 @@ wrappers around the call that runs the model in the thread pool, once, in this o
   it the outcome of every call it lets through; ``invalid_input`` and ``overloaded`` never
   count as the model's failures.
 - :class:`OutputCheck` turns NaN, infinity, wrong length or kind into ``invalid_output``.
-- :class:`PoolCall` runs ``runtime.predict`` in the thread pool and abandons it at the
-  deadline (``timeout``; the late result is discarded and counted); exceptions are ``error``.
+- :class:`ModelCall` runs ``runtime.predict``: on the event loop when the call is known to
+  be short (native flavors only), else in the thread pool, abandoned at the deadline
+  (``timeout``; the late result is discarded and counted); exceptions are ``error``.
 
 A step whose version could not be loaded is a :class:`NotLoadedCall` (``not_loaded``); the
 final step of a chain is a :class:`StaticCall`, which cannot fail.
@@ -27,11 +27,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from flotilla.errors import PredictionError
 from flotilla.gateway._breaker import CircuitBreaker
+from flotilla.gateway._pool import ModelPool
 from flotilla.signature import OutputSpec, Signature
 from flotilla.types import FALLBACK_REASONS, Clock, Predictor, Record
 
@@ -40,11 +42,11 @@ __all__ = [
     "REASONS",
     "BreakerGuard",
     "Bulkhead",
-    "InlineCall",
+    "CallCost",
     "InputCheck",
+    "ModelCall",
     "NotLoadedCall",
     "OutputCheck",
-    "PoolCall",
     "Slots",
     "StaticCall",
     "StepCall",
@@ -59,6 +61,11 @@ BREAKER_FAILURES = frozenset({"timeout", "error", "invalid_output"})
 """Reasons that count as the model's failure for its circuit breaker."""
 
 _MAX_DETAIL = 500
+_COST_ALPHA = 0.2
+_CAP_FACTOR = 4.0
+_CAP_MIN_S = 0.001
+_HOLD_FIRST = 16
+_HOLD_MAX = 4096
 _MAX_VIOLATIONS_SHOWN = 20
 
 
@@ -102,14 +109,61 @@ def format_violations(violations: list[dict[str, object]]) -> str:
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
-class PoolCall:
-    """Runs ``predictor.predict`` in ``executor``; abandons it at the deadline.
+class CallCost:
+    """What one call of a model costs per row (seconds), learned from its own calls.
+
+    An exponentially weighted mean of ``seconds / rows``; each sample is capped so one
+    pause (a garbage collection, a busy machine) cannot swing it far. ``hold`` counts the
+    pool calls left before an inline call may be tried again after inline calls proved too
+    slow; every such trip doubles the next hold (16, 32, ... 4096 calls), so a model whose
+    cost hovers at the limit cannot flip between the two paths at a high rate.
+    """
+
+    __slots__ = ("hold", "per_row", "samples", "trips")
+
+    def __init__(self) -> None:
+        self.per_row = math.inf
+        self.samples = 0
+        self.hold = 0
+        self.trips = 0
+
+    def learn(self, seconds: float, rows: int, cap: float) -> None:
+        """Fold one call that took ``seconds`` for ``rows`` rows into the estimate."""
+        sample = min(seconds, cap) / max(rows, 1)
+        if self.samples == 0:
+            self.per_row = sample
+        else:
+            self.per_row += _COST_ALPHA * (sample - self.per_row)
+        self.samples += 1
+
+    def trip(self) -> None:
+        """Inline calls proved too slow: stay in the pool for a while (doubling)."""
+        self.trips += 1
+        self.hold = min(_HOLD_FIRST << (self.trips - 1), _HOLD_MAX)
+
+
+class ModelCall:
+    """Runs ``predictor.predict``: short calls on the event loop, others in the thread pool.
+
+    A call runs *inline* (on the event loop, no thread hop) when the step may run inline
+    (``inline_below_s > 0``: native flavors whose calls are pure computation, never
+    ``python``) and its learned :class:`CallCost` times the number of rows is at most
+    ``inline_below_s``. Otherwise it runs in ``executor`` and is abandoned at the deadline
+    (``timeout``; the late result is discarded and counted). An inline call cannot be
+    abandoned: one that ends after its deadline has its answer discarded as ``timeout`` (and
+    counted late), and its cost moves the model to the pool. Pool calls of inline-capable
+    steps learn the cost from the worker thread's CPU time, so a model that became fast
+    again returns inline. Exceptions are ``error``.
 
     Args:
         predictor: the loaded runtime.
         executor: the thread pool models run in.
         clock: monotonic clock the deadlines are measured on.
         on_late: called (from the worker thread) when an abandoned call finishes anyway.
+        inline_below_s: the longest estimated call that runs inline (0: always the pool,
+            ``math.inf``: always inline).
+        cost: the shared cost estimate of this version (kept across reloads).
+        enforce_deadline: ``False`` for static versions: their answer is always kept.
     """
 
     def __init__(
@@ -119,19 +173,79 @@ class PoolCall:
         executor: concurrent.futures.Executor,
         clock: Clock,
         on_late: Callable[[], None] | None = None,
+        inline_below_s: float = 0.0,
+        cost: CallCost | None = None,
+        enforce_deadline: bool = True,
     ) -> None:
         self.predictor = predictor
         self.executor = executor
         self.clock = clock
         self.on_late = on_late
+        self.inline_below_s = inline_below_s
+        self.cost = cost if cost is not None else CallCost()
+        self.enforce_deadline = enforce_deadline
+        self._cap = max(_CAP_FACTOR * inline_below_s, _CAP_MIN_S)
+
+    def calibrate(self, records: list[Record], *, calls: int = 5) -> None:
+        """Time up to ``calls`` calls on ``records`` now (at load, off the event loop).
+
+        Stops at the first call that raises or takes ten times the inline limit; a model
+        that cannot be calibrated starts in the pool and learns from its pool calls.
+        """
+        if not 0 < self.inline_below_s < math.inf or not records:
+            return
+        for _ in range(calls):
+            began = time.perf_counter()
+            try:
+                self.predictor.predict(records)
+            except Exception:
+                return
+            took = time.perf_counter() - began
+            self.cost.learn(took, len(records), self._cap)
+            if took > 10 * self.inline_below_s:
+                return
+
+    def runs_inline(self, rows: int) -> bool:
+        """Whether a call of ``rows`` rows would run on the event loop now."""
+        cost = self.cost
+        return cost.hold == 0 and cost.per_row * rows <= self.inline_below_s
 
     async def __call__(self, records: list[Record], deadline: float) -> list[Any]:
+        cost = self.cost
+        if cost.hold == 0 and cost.per_row * len(records) <= self.inline_below_s:
+            return self._inline(records, deadline)
+        if cost.hold:
+            cost.hold -= 1
+        return await self._pool(records, deadline)
+
+    def _inline(self, records: list[Record], deadline: float) -> list[Any]:
+        if self.enforce_deadline and deadline - self.clock.monotonic() <= 0:
+            raise StepFailure("timeout", "no time left in the request's deadline")
+        began = time.perf_counter()
+        try:
+            out: list[Any] = self.predictor.predict(records)
+        except Exception as exc:
+            raise StepFailure("error", f"{type(exc).__name__}: {exc}"[:_MAX_DETAIL]) from exc
+        finally:
+            if self.inline_below_s < math.inf:
+                took = time.perf_counter() - began
+                self.cost.learn(took, len(records), self._cap)
+                if self.cost.per_row > self.inline_below_s:
+                    self.cost.trip()
+        if self.enforce_deadline and self.clock.monotonic() > deadline:
+            if self.on_late is not None:
+                self.on_late()
+            raise StepFailure("timeout", "answered after its budget (inline call)")
+        return out
+
+    async def _pool(self, records: list[Record], deadline: float) -> list[Any]:
         budget = deadline - self.clock.monotonic()
         if budget <= 0:
             raise StepFailure("timeout", "no time left in the request's deadline")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Any] = loop.create_future()
-        cfut = self.executor.submit(self.predictor.predict, records)
+        work = self._timed if self.inline_below_s > 0 else self.predictor.predict
+        cfut = self.executor.submit(work, records)
         cfut.add_done_callback(lambda f: _call_soon(loop, _settle, waiter, f))
         timer = loop.call_later(budget, _expire, waiter)
         try:
@@ -140,6 +254,8 @@ class PoolCall:
         except TimeoutError:
             if not cfut.cancel():  # already running: let it finish, count it late
                 cfut.add_done_callback(self._late)
+                if isinstance(self.executor, ModelPool):
+                    self.executor.abandon(cfut)  # its thread no longer counts
             raise StepFailure(
                 "timeout", f"no answer within {budget * 1000:.0f} ms", pending=cfut
             ) from None
@@ -148,6 +264,14 @@ class PoolCall:
             raise StepFailure("error", text[:_MAX_DETAIL]) from exc
         finally:
             timer.cancel()
+
+    def _timed(self, records: list[Record]) -> Any:
+        """``predict`` in a worker thread, learning its cost from the thread's CPU time."""
+        began = time.thread_time()
+        try:
+            return self.predictor.predict(records)
+        finally:
+            self.cost.learn(time.thread_time() - began, len(records), self._cap)
 
     def _late(self, fut: concurrent.futures.Future[Any]) -> None:
         if not fut.cancelled() and self.on_late is not None:
@@ -175,41 +299,6 @@ def _settle(waiter: asyncio.Future[Any], done: concurrent.futures.Future[Any]) -
 def _expire(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
-
-
-class InlineCall:
-    """Runs ``predictor.predict`` on the event loop: no thread hop, no preemption.
-
-    For static versions (always) and, as an experimental opt-in, for native flavors whose
-    calls are short and cannot block on I/O (``create_app(inline_flavors={"onnx"})``). A call
-    that ends after its deadline cannot be abandoned early; its result is discarded as a
-    ``timeout`` (and counted late) so the budget rule still holds for the answer; static
-    versions are built with ``enforce_deadline=False``, so the last step always answers.
-    """
-
-    def __init__(
-        self,
-        predictor: Predictor,
-        *,
-        clock: Clock,
-        on_late: Callable[[], None] | None = None,
-        enforce_deadline: bool = True,
-    ) -> None:
-        self.predictor = predictor
-        self.clock = clock
-        self.on_late = on_late
-        self.enforce_deadline = enforce_deadline
-
-    async def __call__(self, records: list[Record], deadline: float) -> list[Any]:
-        try:
-            out = list(self.predictor.predict(records))
-        except Exception as exc:
-            raise StepFailure("error", f"{type(exc).__name__}: {exc}"[:_MAX_DETAIL]) from exc
-        if self.enforce_deadline and self.clock.monotonic() > deadline:
-            if self.on_late is not None:
-                self.on_late()
-            raise StepFailure("timeout", "answered after its budget (inline call)")
-        return out
 
 
 class OutputCheck:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 from collections.abc import Callable
 from typing import Any
 
 from flotilla.clock import SystemClock
 from flotilla.gateway._app import DEFAULT_MAX_BODY_BYTES, Gateway, PredictionSink
-from flotilla.gateway._host import DeploymentSource
+from flotilla.gateway._host import DEFAULT_INLINE_BELOW_S, DeploymentSource
+from flotilla.gateway._pool import ModelPool
 from flotilla.gateway._source import WorkspaceSource
 from flotilla.gateway.shadow import ShadowMirror
 from flotilla.monitoring.metrics import GatewayMetrics
@@ -32,7 +32,7 @@ def create_app(
     poll_interval_s: float = 1.0,
     device: str = "cpu",
     multiprocess_dir: str | None = None,
-    inline_flavors: frozenset[str] | set[str] = frozenset(),
+    inline_below_ms: float = DEFAULT_INLINE_BELOW_S * 1000,
     shadow_deadline_s: float = 1.0,
     shadow_capacity: int = 1000,
     shadow_threads: int = 4,
@@ -50,14 +50,16 @@ def create_app(
             after the response, e.g. a started :class:`~flotilla.records.RecordWriter`; it
             is closed at shutdown.
         max_body_bytes: bodies larger than this are answered 413 (default 10 MiB).
-        max_threads: size of the thread pool models run in.
+        max_threads: model calls that run at once in the thread pool; a call abandoned at
+            its deadline stops counting (see :class:`~flotilla.gateway._pool.ModelPool`).
         poll_interval_s: how often new deployment revisions and alias moves are looked for.
         device: ``cpu`` or ``gpu`` for the runtimes.
         multiprocess_dir: the ``PROMETHEUS_MULTIPROC_DIR`` shared by several workers.
-        inline_flavors: **experimental.** Flavors whose calls run on the event loop instead
-            of the thread pool (e.g. ``{"onnx"}``): no thread hop, but a slow call delays
-            every request of the worker and cannot be abandoned at its deadline (its answer
-            is then discarded as ``timeout``). Never use it for ``python`` models.
+        inline_below_ms: calls of native flavors (onnx, lightgbm, sklearn) whose learned
+            cost for the request's rows is at most this many milliseconds run on the event
+            loop, without the hop to a pool thread; longer ones, and every ``python`` model,
+            run in the pool. The cost is measured at load and on every call; ``0`` sends
+            every call to the pool.
         shadow_deadline_s: the most one shadow call may take (then abandoned, recorded as
             ``timeout``). Shadows run only when a ``sink`` records their predictions.
         shadow_capacity: shadow jobs waiting at most; beyond it they are dropped and counted.
@@ -78,6 +80,11 @@ def create_app(
     if max_body_bytes < 1:
         raise ConfigError(
             f"The 'max_body_bytes' of create_app must be positive. Got {max_body_bytes} instead."
+        )
+    if not inline_below_ms >= 0:
+        raise ConfigError(
+            "The 'inline_below_ms' of create_app must be 0 (always the thread pool) or more. "
+            f"Got {inline_below_ms} instead."
         )
     if max_threads < 1:
         raise ConfigError(
@@ -101,14 +108,12 @@ def create_app(
         source=source,
         clock=clock or SystemClock(),
         metrics=metrics or GatewayMetrics(),
-        executor=concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_threads, thread_name_prefix="flotilla-model"
-        ),
+        executor=ModelPool(max_threads, name="flotilla-model"),
         sink=sink,
         max_body_bytes=max_body_bytes,
         poll_interval_s=poll_interval_s,
         multiprocess_dir=multiprocess_dir,
-        inline_flavors=frozenset(inline_flavors),
+        inline_below_s=inline_below_ms / 1000.0,
         monitor_interval_s=monitor_interval_s,
         mirror=None
         if sink is None
@@ -127,8 +132,8 @@ def factory() -> Gateway:
     Reads ``FLOTILLA_*`` settings, ``FLOTILLA_MAX_BODY_BYTES``, ``FLOTILLA_RECORDS``
     (``0`` turns prediction records off), ``FLOTILLA_MONITOR_INTERVAL`` (seconds; runs the
     monitor loop in this worker), ``FLOTILLA_FLUSH_INTERVAL`` (seconds between record
-    flushes, default 1), ``FLOTILLA_INLINE_FLAVORS`` (comma-separated,
-    experimental) and ``PROMETHEUS_MULTIPROC_DIR``.
+    flushes, default 1), ``FLOTILLA_INLINE_BELOW_MS`` (see ``create_app``) and
+    ``PROMETHEUS_MULTIPROC_DIR``.
     """
     settings = Settings.from_env()
     env = os.environ
@@ -140,14 +145,14 @@ def factory() -> Gateway:
         writer = RecordWriter(settings.records, flush_interval=flush)
         writer.start()
         sink = writer
+    default_inline_ms = DEFAULT_INLINE_BELOW_S * 1000
     limit = env.get("FLOTILLA_MAX_BODY_BYTES", "")
     return create_app(
         settings,
         sink=sink,
         max_body_bytes=int(limit) if limit.isdigit() else DEFAULT_MAX_BODY_BYTES,
         multiprocess_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
-        inline_flavors={f.strip() for f in env.get("FLOTILLA_INLINE_FLAVORS", "").split(",")}
-        - {""},
+        inline_below_ms=float(env.get("FLOTILLA_INLINE_BELOW_MS", "") or default_inline_ms),
         monitor_interval_s=float(env["FLOTILLA_MONITOR_INTERVAL"])
         if env.get("FLOTILLA_MONITOR_INTERVAL")
         else None,

@@ -8,6 +8,13 @@ Labels are bounded: the model name, the serving role (``live``, ``fallback``, ``
 the fallback reason (a fixed vocabulary) and the step position (``live``, ``fallback1`` ...
 ``fallback8``, ``static``). No request ids, no feature names.
 
+The request path does not write prometheus-client's values directly: a lock per value and a
+loop over the buckets cost about 4 us per request. It updates *tallies* (plain attributes,
+:class:`CounterTally`, :class:`GaugeTally`, :class:`HistogramTally`) on the event loop's
+thread, and :meth:`GatewayMetrics.flush` adds them to the real children on that same thread:
+before every ``/metrics`` answer and once a second (so the files of a multi-worker server
+are at most a second behind). Values are exact; only their publication is batched.
+
 Multi-process serving (``flotilla serve --workers N``): ``serve`` points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before the workers start; prometheus-client then
 writes every sample to memory-mapped files there and :func:`exposition` merges them with a
@@ -17,8 +24,10 @@ writes every sample to memory-mapped files there and :func:`exposition` merges t
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,8 +43,11 @@ __all__ = [
     "BREAKER_STATE_VALUES",
     "CONTENT_TYPE_LATEST",
     "HEALTH_GAUGES",
+    "CounterTally",
     "GatewayMetrics",
+    "GaugeTally",
     "HealthMetrics",
+    "HistogramTally",
     "ModelMetrics",
     "StepMetrics",
     "exposition",
@@ -72,11 +84,94 @@ def step_label(position: int, *, static: bool) -> str:
     return f"fallback{min(position, _MAX_FALLBACK_LABELS)}"
 
 
+class _Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+_T = TypeVar("_T", bound=_Flushable)
+
+
+class CounterTally:
+    """A counter child counted in memory; :meth:`flush` adds the count to the child."""
+
+    __slots__ = ("child", "pending")
+
+    def __init__(self, child: Counter) -> None:
+        self.child = child
+        self.pending = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.pending += amount
+
+    def flush(self) -> None:
+        if self.pending:
+            amount, self.pending = self.pending, 0.0
+            self.child.inc(amount)
+
+
+class GaugeTally:
+    """A gauge child kept in memory; :meth:`flush` sets the child when the value changed."""
+
+    __slots__ = ("child", "value", "written")
+
+    def __init__(self, child: Gauge) -> None:
+        self.child = child
+        self.value = 0.0
+        self.written = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.value -= amount
+
+    def flush(self) -> None:
+        if self.value != self.written:
+            self.written = self.value
+            self.child.set(self.value)
+
+
+class HistogramTally:
+    """A histogram child counted in memory per bucket; :meth:`flush` adds counts and sum.
+
+    Relies on prometheus-client's ``Histogram`` child holding ``_upper_bounds``,
+    ``_buckets`` (non-cumulative values) and ``_sum``, as it has since 0.4;
+    ``tests/monitoring/test_metric_tallies.py`` fails if that changes.
+    """
+
+    __slots__ = ("bounds", "buckets", "child", "counts", "total")
+
+    def __init__(self, child: Histogram) -> None:
+        self.child = child
+        self.bounds: list[float] = list(child._upper_bounds)
+        self.buckets = child._buckets
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+
+    def observe(self, amount: float) -> None:
+        """Count one observation (in the first bucket whose bound is >= ``amount``)."""
+        index = bisect_left(self.bounds, amount)
+        if index < len(self.counts):
+            self.counts[index] += 1
+        self.total += amount
+
+    def flush(self) -> None:
+        counts = self.counts
+        if not any(counts):
+            return
+        for i, n in enumerate(counts):
+            if n:
+                self.buckets[i].inc(n)
+                counts[i] = 0
+        total, self.total = self.total, 0.0
+        self.child._sum.inc(total)
+
+
 @dataclass(frozen=True, slots=True)
 class StepMetrics:
     """Label children of one step of one model's chain."""
 
-    duration: Histogram
+    duration: HistogramTally
     breaker_state: Gauge
 
     def set_breaker(self, state: str) -> None:
@@ -90,25 +185,27 @@ class ModelMetrics:
 
     parent: GatewayMetrics
     model: str
-    duration: Histogram
-    in_flight: Gauge
+    duration: HistogramTally
+    in_flight: GaugeTally
     late_results: Counter
-    _served: dict[str, Counter] = field(default_factory=dict)
-    _fallbacks: dict[str, Counter] = field(default_factory=dict)
+    _served: dict[str, CounterTally] = field(default_factory=dict)
+    _fallbacks: dict[str, CounterTally] = field(default_factory=dict)
 
     def served(self, role: str) -> None:
-        """Count one request answered by ``role``."""
-        child = self._served.get(role)
-        if child is None:
-            child = self._served[role] = self.parent.requests.labels(self.model, role)
-        child.inc()
+        """Count one request answered by ``role`` (event loop thread)."""
+        tally = self._served.get(role)
+        if tally is None:
+            child = self.parent.requests.labels(self.model, role)
+            tally = self._served[role] = self.parent.tally(CounterTally(child))
+        tally.pending += 1.0
 
     def fallback(self, reason: str) -> None:
-        """Count one step skipped for ``reason``."""
-        child = self._fallbacks.get(reason)
-        if child is None:
-            child = self._fallbacks[reason] = self.parent.fallbacks.labels(self.model, reason)
-        child.inc()
+        """Count one step skipped for ``reason`` (event loop thread)."""
+        tally = self._fallbacks.get(reason)
+        if tally is None:
+            child = self.parent.fallbacks.labels(self.model, reason)
+            tally = self._fallbacks[reason] = self.parent.tally(CounterTally(child))
+        tally.pending += 1.0
 
     def load_failed(self) -> None:
         """Count one version of this model that failed to load."""
@@ -116,9 +213,10 @@ class ModelMetrics:
 
     def step(self, label: str) -> StepMetrics:
         """The children of one step (``label`` from :func:`step_label`)."""
+        parent = self.parent
         return StepMetrics(
-            duration=self.parent.step_duration.labels(self.model, label),
-            breaker_state=self.parent.breaker_state.labels(self.model, label),
+            duration=parent.tally(HistogramTally(parent.step_duration.labels(self.model, label))),
+            breaker_state=parent.breaker_state.labels(self.model, label),
         )
 
 
@@ -190,6 +288,17 @@ class GatewayMetrics:
             registry=reg,
         )
         self._models: dict[str, ModelMetrics] = {}
+        self._tallies: list[_Flushable] = []
+
+    def tally(self, tally: _T) -> _T:
+        """Register ``tally`` so that :meth:`flush` publishes it; returns it."""
+        self._tallies.append(tally)
+        return tally
+
+    def flush(self) -> None:
+        """Publish every tally into prometheus-client (on the thread that updates them)."""
+        for tally in self._tallies:
+            tally.flush()
 
     def for_model(self, model: str) -> ModelMetrics:
         """The bound children of ``model`` (created on first use, then cached)."""
@@ -198,8 +307,8 @@ class GatewayMetrics:
             found = ModelMetrics(
                 parent=self,
                 model=model,
-                duration=self.request_duration.labels(model),
-                in_flight=self.in_flight.labels(model),
+                duration=self.tally(HistogramTally(self.request_duration.labels(model))),
+                in_flight=self.tally(GaugeTally(self.in_flight.labels(model))),
                 late_results=self.late_results.labels(model),
             )
             self._models[model] = found

@@ -8,9 +8,12 @@ timestamp -> epoch seconds, ``None`` -> NaN, category/string -> kept as text.
 from __future__ import annotations
 
 import math
+import operator
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,13 @@ from flotilla.types import Record
 __all__ = ["ColumnPlan", "plan_columns"]
 
 _TEXT_TYPES = frozenset({"string", "category"})
+
+# A float64 value beyond float32's range becomes inf in a float32 input, as numpy casts it;
+# the fast path casts while it builds the array, so its warning is silenced here once (where
+# warnings are errors, the fast path catches it and the slow path casts under np.errstate).
+warnings.filterwarnings(
+    "ignore", message="overflow encountered in cast", category=RuntimeWarning, module=__name__
+)
 
 
 def _to_float(value: Any) -> float:
@@ -71,9 +81,16 @@ class ColumnPlan:
         """Whether every column converts to a float (one numpy array suffices)."""
         return "text" not in self.kinds
 
-    @property
-    def _fast(self) -> bool:
-        return all(kind == "float" for kind in self.kinds)
+    @cached_property
+    def _row_values(self) -> Callable[[Record], Any] | None:
+        """One record's values in column order (a C-level getter), when every column is a
+        plain float; ``None`` when some column needs a conversion."""
+        if not all(kind == "float" for kind in self.kinds):
+            return None
+        if len(self.names) == 1:
+            only = self.names[0]
+            return lambda rec: (rec[only],)
+        return operator.itemgetter(*self.names)
 
     def converter(self, index: int) -> Callable[[Any], Any]:
         kind = self.kinds[index]
@@ -86,16 +103,16 @@ class ColumnPlan:
     def to_array(self, records: Sequence[Record], dtype: Any = np.float64) -> np.ndarray[Any, Any]:
         """A ``(len(records), len(names))`` float array; raises InputValidationError."""
         names = self.names
-        array: np.ndarray[Any, Any] | None = None
-        if self._fast:
-            rows = [[rec.get(n) for n in names] for rec in records]
-            try:
-                array = np.array(rows, dtype=np.float64).reshape(len(records), len(names))
-            except (TypeError, ValueError):
-                pass  # fall through to the per-value path for a precise message
-        if array is None:
-            columns = self.convert_columns(records)
-            array = np.array(columns, dtype=np.float64).T.reshape(len(records), len(names))
+        values = self._row_values
+        if values is not None:
+            try:  # out-of-range values become inf (the overflow warning is silenced above)
+                array = np.array([values(rec) for rec in records], dtype=dtype)
+                if array.shape == (len(records), len(names)):
+                    return array
+            except (TypeError, ValueError, KeyError, IndexError, RuntimeWarning):
+                pass  # the per-value path below gives a precise message (or casts quietly)
+        columns = self.convert_columns(records)
+        array = np.array(columns, dtype=np.float64).T.reshape(len(records), len(names))
         if dtype is np.float64:
             return array
         with np.errstate(over="ignore", invalid="ignore"):  # out-of-range -> inf, as numpy does
