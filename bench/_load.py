@@ -217,15 +217,18 @@ async def _user(
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
             length = 0
+            server_ms = None
             for line in head.split(b"\r\n"):
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
+                elif keep and line[:14].lower() == b"server-timing:" and b"dur=" in line:
+                    server_ms = float(line.split(b"dur=", 1)[1].split(b",", 1)[0])
             body = await reader.readexactly(length)
             took = (clock() - began) * 1000
             if keep:
-                results.append((index, status, took, body))
+                results.append((index, status, took, body, server_ms))
             else:
-                results.append((index, status, took, None))
+                results.append((index, status, took, None, None))
     finally:
         writer.close()
 
@@ -257,7 +260,8 @@ async def _run(
     }
     if keep:
         out["responses"] = [
-            {"index": r[0], "status": r[1], "ms": r[2], "body": json.loads(r[3])} for r in results
+            {"index": r[0], "status": r[1], "ms": r[2], "body": json.loads(r[3]), "server_ms": r[4]}
+            for r in results
         ]
     return out
 

@@ -145,6 +145,7 @@ def analyse(
     reasons: collections.Counter[str] = collections.Counter()
     degraded_ms: list[float] = []
     by_first: dict[str, list[float]] = collections.defaultdict(list)
+    server_by_first: dict[str, list[float]] = collections.defaultdict(list)
     degraded = 0
     for r in result["responses"]:
         spec = specs[r["index"]]
@@ -158,6 +159,8 @@ def analyse(
             first = body["reasons"][0]["reason"]
             reasons[first] += 1
             by_first[first].append(r["ms"])
+            if r.get("server_ms") is not None:
+                server_by_first[first].append(r["server_ms"])
     total = max(1, len(result["responses"]))
     broken = total - injected["answer"]
     return {
@@ -171,6 +174,9 @@ def analyse(
         "degraded_p50_ms": percentile(degraded_ms, 50),
         "degraded_p99_ms": percentile(degraded_ms, 99),
         "p99_ms_by_reason": {k: percentile(v, 99) for k, v in sorted(by_first.items())},
+        "server_p99_ms_by_reason": {
+            k: percentile(v, 99) for k, v in sorted(server_by_first.items())
+        },
         "deadline_ms": DEADLINE_MS,
     }
 
@@ -198,6 +204,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each phase")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--serve-args", default="", help="extra 'flotilla serve' arguments, e.g. '--threads 16'"
+    )
     args = parser.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -216,6 +225,7 @@ def main() -> None:
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         main_call = "from flotilla.cli.main import main; main()"
         cmd = [sys.executable, "-c", main_call, "serve", "--port", str(port), "--no-records"]
+        cmd += args.serve_args.split()
         proc = start_server(cmd, port, env=env, ready_path="/readyz")
         url = f"http://127.0.0.1:{port}"
         try:
@@ -278,6 +288,11 @@ def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
         by = ", ".join(f"{k} {v:.1f}" for k, v in row["p99_ms_by_reason"].items())
         console.print(f"phase {row['phase']}: first reasons: {counts}")
         console.print(f"phase {row['phase']}: p99 ms of degraded answers by first reason: {by}")
+        server = ", ".join(f"{k} {v:.1f}" for k, v in row["server_p99_ms_by_reason"].items())
+        console.print(
+            f"phase {row['phase']}: the same, server-side (Server-Timing, arrival to answer): "
+            f"{server}"
+        )
     OUT.mkdir(exist_ok=True)
     (OUT / "chaos.json").write_text(json.dumps(results, indent=2))
     console.print(f"written to {OUT / 'chaos.json'}")

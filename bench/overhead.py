@@ -6,8 +6,9 @@ Run: ``.venv/bin/python bench/overhead.py [--seconds 12] [--rounds 4]``. One inv
 - the floor: a minimal Starlette + onnxruntime app written here (FastAPI is not installed, so
   the floor is raw Starlette, which is itself ~100 us/request cheaper than FastAPI);
 - Flotilla: ``flotilla serve`` (one worker, uvloop + httptools) with the chain
-  ``gbm@1 -> gbm-lite@1 -> static``, with prediction records on and off, and with the
-  experimental ``--inline-flavors onnx`` (model calls on the event loop, no thread hop);
+  ``gbm@1 -> gbm-lite@1 -> static``, with prediction records on and off (the model's
+  microsecond calls run on the event loop, as learned at load), and with
+  ``--inline-below-ms 0`` (every call through the thread pool, for comparison);
 - mlflow's scoring server: skipped unless mlflow is installed (it is not a dependency).
 
 All servers run at once (idle when not measured) and the load visits them in interleaved
@@ -223,8 +224,8 @@ def main() -> None:
             ("flotilla (records on)", ["serve"], "/v1/models/gbm:predict", False),
             ("flotilla (records off)", ["serve", "--no-records"], "/v1/models/gbm:predict", False),
             (
-                "flotilla (records off, inline onnx, experimental)",
-                ["serve", "--no-records", "--inline-flavors", "onnx"],
+                "flotilla (records off, every call in the thread pool)",
+                ["serve", "--no-records", "--inline-below-ms", "0"],
                 "/v1/models/gbm:predict",
                 False,
             ),

@@ -96,6 +96,14 @@ def test_live_answer_is_not_degraded(client: httpx.Client) -> None:
     }
     assert r.headers["x-request-id"] == "req-42"
     assert r.headers["x-flotilla-degraded"] == "false"
+    name, duration = r.headers["server-timing"].split(";dur=")
+    assert name == "chain" and 0 < float(duration) < 10_000
+
+
+def test_generated_request_ids_are_distinct_hex(client: httpx.Client) -> None:
+    ids = {predict(client, "ok", [ROW]).json()["request_id"] for _ in range(20)}
+    assert len(ids) == 20
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
 def test_request_id_is_generated_when_absent(client: httpx.Client) -> None:

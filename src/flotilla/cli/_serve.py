@@ -35,6 +35,12 @@ def serve(
         300.0, "--monitor-interval", help="Seconds between two evaluations with --monitor."
     ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level."),
+    threads: int = typer.Option(
+        64,
+        "--threads",
+        help="Model calls that run at once in the thread pool, per worker (calls abandoned "
+        "at their deadline do not count).",
+    ),
     inline_below_ms: float = typer.Option(
         0.25,
         "--inline-below-ms",
@@ -73,6 +79,9 @@ def serve(
         os.environ["FLOTILLA_MONITOR_INTERVAL"] = str(monitor_interval)
     else:
         os.environ.pop("FLOTILLA_MONITOR_INTERVAL", None)
+    if threads < 1:
+        fail(f"The '--threads' option must be at least 1. Got {threads} instead.")
+    os.environ["FLOTILLA_THREADS"] = str(threads)
     if not inline_below_ms >= 0:
         fail(
             "The '--inline-below-ms' option must be 0 (always the thread pool) or more. "

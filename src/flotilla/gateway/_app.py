@@ -280,7 +280,12 @@ class Gateway:
             "degraded": degraded,
             "reasons": answer.reasons,
         }
-        headers = [rid_header, (b"x-flotilla-degraded", b"true" if degraded else b"false")]
+        took_ms = (self.clock.monotonic() - start) * 1000.0
+        headers = [
+            rid_header,
+            (b"x-flotilla-degraded", b"true" if degraded else b"false"),
+            (b"server-timing", b"chain;dur=%.3f" % took_ms),
+        ]
         await send_bytes(send, 200, dumps(body), headers=headers)
         elapsed = self.clock.monotonic() - start
         served.metrics.duration.observe(elapsed)

@@ -132,8 +132,8 @@ def factory() -> Gateway:
     Reads ``FLOTILLA_*`` settings, ``FLOTILLA_MAX_BODY_BYTES``, ``FLOTILLA_RECORDS``
     (``0`` turns prediction records off), ``FLOTILLA_MONITOR_INTERVAL`` (seconds; runs the
     monitor loop in this worker), ``FLOTILLA_FLUSH_INTERVAL`` (seconds between record
-    flushes, default 1), ``FLOTILLA_INLINE_BELOW_MS`` (see ``create_app``) and
-    ``PROMETHEUS_MULTIPROC_DIR``.
+    flushes, default 1), ``FLOTILLA_THREADS`` and ``FLOTILLA_INLINE_BELOW_MS`` (see
+    ``create_app``) and ``PROMETHEUS_MULTIPROC_DIR``.
     """
     settings = Settings.from_env()
     env = os.environ
@@ -153,6 +153,7 @@ def factory() -> Gateway:
         max_body_bytes=int(limit) if limit.isdigit() else DEFAULT_MAX_BODY_BYTES,
         multiprocess_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         inline_below_ms=float(env.get("FLOTILLA_INLINE_BELOW_MS", "") or default_inline_ms),
+        max_threads=int(env.get("FLOTILLA_THREADS", "") or _DEFAULT_THREADS),
         monitor_interval_s=float(env["FLOTILLA_MONITOR_INTERVAL"])
         if env.get("FLOTILLA_MONITOR_INTERVAL")
         else None,
