@@ -12,7 +12,7 @@ import pytest
 from sklearn import metrics as skm
 
 from flotilla.errors import ConfigError
-from flotilla.evaluation.compare import compare
+from flotilla.evaluation.compare import _by_day, _per_day, compare
 from flotilla.evaluation.report_html import render_html, write_html
 from flotilla.portfolio import PromotionPolicy
 from flotilla.records import OutcomeStore, PredictionEvent, RecordWriter
@@ -100,6 +100,9 @@ def test_better_challenger_is_promoted_after_enough_pairs_and_days(tmp_path: Pat
     assert 0 < c.difference.ci_low < diff < c.difference.ci_high
     assert c.sequential["reject"] is True and c.sequential["n"] == 1200
     assert c.verdict == "promote"
+    named = compare(store, "churn", champion="churn@1", challenger="churn@2", policy=POLICY,
+                    clock=_clock(8))  # fmt: skip
+    assert named.to_dict() == c.to_dict()  # the same evidence without looking up the versions
     # the same evidence one day too early: keep shadowing, with the days still needed
     early = compare(store, "churn", policy=POLICY, clock=_clock(6.5))
     assert early.verdict == "keep_shadowing"
@@ -262,3 +265,15 @@ def test_ranking_metrics_agree_with_scikit_learn(tmp_path: Path) -> None:
                 want = np.mean([labels[i] in ranked[ref][i][:3] for i in range(n)])
             assert got.value == pytest.approx(want)
         assert c.improvement.value > 0
+
+
+@pytest.mark.parametrize("span", [9, 40_000], ids=["short-span", "long-span"])
+def test_rows_grouped_by_day_keep_their_order(span: int) -> None:
+    days = np.random.default_rng(span).integers(20_000, 20_000 + span, 5_000)
+    groups = _by_day(days)
+    assert [d for d, _ in groups] == sorted(set(days.tolist()))
+    for day, idx in groups:
+        assert idx.tolist() == np.flatnonzero(days == day).tolist()
+    per_day = _per_day(days)
+    assert sum(per_day.values()) == days.size and len(per_day) == len(groups)
+    assert per_day.get("2024-10-04", 0) == int((days == 20_000).sum())

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from flotilla.errors import ConfigError
@@ -162,6 +164,36 @@ def test_delong_matches_direct_formula(binary: tuple[np.ndarray, np.ndarray]) ->
     assert value == pytest.approx(psi.mean(), abs=TOL)
     assert hi - value == pytest.approx(1.959963984540054 * math.sqrt(var), abs=1e-9)
     assert evaluate("auc", y, p).method == "delong"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    y=st.lists(st.integers(0, 1), min_size=2, max_size=40),
+    levels=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_sorted_auc_and_delong_match_the_pairwise_formula_with_ties(
+    y: list[int], levels: int, seed: int
+) -> None:
+    """The sort-and-count AUC/DeLong against all (positive, negative) pairs, many ties."""
+    labels = np.array(y)
+    scores = np.random.default_rng(seed).integers(0, levels, labels.size) / 2 - 0.5  # -0.0 too
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if pos.size == 0 or neg.size == 0:
+        assert math.isnan(metric_value("auc", labels, scores))
+        return
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    assert metric_value("auc", labels, scores) == pytest.approx(psi.mean(), abs=TOL)
+    assert metric_value("auc", labels, scores) == pytest.approx(
+        skm.roc_auc_score(labels, scores), abs=TOL
+    )
+    value, lo, hi = delong(labels, scores)
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    var = (v10.var(ddof=1) if pos.size > 1 else 0.0) / pos.size
+    var += (v01.var(ddof=1) if neg.size > 1 else 0.0) / neg.size
+    half = 1.959963984540054 * math.sqrt(var)
+    assert value == pytest.approx(psi.mean(), abs=TOL)
+    assert (lo, hi) == pytest.approx((max(0.0, value - half), min(1.0, value + half)), abs=1e-9)
 
 
 def test_paired_bootstrap_detects_a_better_model(binary: tuple[np.ndarray, np.ndarray]) -> None:

@@ -87,3 +87,22 @@ def test_bad_parameters() -> None:
         msprt([1.0, 2.0], tau2=1.0, sigma2=-1.0)
     with pytest.raises(ConfigError, match="NaN"):
         msprt([1.0, float("nan")], tau2=1.0)
+
+
+@pytest.mark.parametrize("effect", [0.0, 0.05, 0.2, -0.3], ids=["none", "small", "big", "neg"])
+def test_p_value_and_first_rejection_equal_the_running_minimum_over_every_step(
+    effect: float,
+) -> None:
+    """msprt() takes exp only near the maximum and the threshold; the same as over every k."""
+    for seed in range(20):
+        d = np.random.default_rng(seed).normal(effect, 1, 2_000)
+        result = msprt(d, tau2=0.02, alpha=0.05)
+        ks = np.arange(1, d.size + 1)
+        means = np.cumsum(d) / ks
+        sigma2 = float(np.var(d, ddof=1))
+        log_l = log_lambda(ks, means, sigma2=sigma2, tau2=0.02)
+        running = np.minimum.accumulate(np.minimum(1.0, np.exp(-log_l)))
+        assert result.p_value == running[-1]
+        assert result.log_lambda == pytest.approx(log_l[-1], rel=1e-12)
+        hits = np.flatnonzero(running <= 0.05)
+        assert result.rejected_at == (int(hits[0]) + 1 if hits.size else None)

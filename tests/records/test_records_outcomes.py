@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from conftest import T0, MakeEvent
 from flotilla.errors import ConfigError, ModelNotFoundError
-from flotilla.records import OutcomeStore, PredictionEvent, RecordWriter
+from flotilla.records import OUTCOME_SCHEMA, OutcomeStore, PredictionEvent, RecordWriter
 from flotilla.testing import FakeClock
 
 NOW = T0 + timedelta(days=2)
@@ -134,6 +134,7 @@ def test_join_by_request_covers_every_role(tmp_path: Path, make_event: MakeEvent
     assert {r["matched_by"] for r in joined} == {"request"}
     unmatched = store.unmatched("churn").to_arrow_table().to_pylist()
     assert sorted((r["request_id"], r["row"]) for r in unmatched) == [("nope", 0), ("r1", 5)]
+    assert store.unmatched("churn").columns == OUTCOME_SCHEMA.names
 
 
 def test_join_by_id_takes_the_latest_prediction_before(

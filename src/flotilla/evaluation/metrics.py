@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
 from flotilla.errors import ConfigError
 from flotilla.evaluation._inputs import binary_labels, numbers, same_length
@@ -38,11 +37,13 @@ __all__ = [
     "metric_value",
     "parse_metric",
     "per_row_loss",
+    "sorted_classes",
 ]
 
 METRICS = ("auc", "logloss", "accuracy", "f1", "rmse", "mae", "ndcg@k", "hit_rate@k")
 _HIGHER = {"auc", "accuracy", "f1", "ndcg", "hit_rate"}
 _EPS = float(np.finfo(np.float64).eps)
+_CHUNK = 1 << 20  # rows per binary-search batch in auc()
 FloatArray = NDArray[np.float64]
 Finalize = Callable[[FloatArray], FloatArray]
 
@@ -98,13 +99,34 @@ def metric_value(metric: str | MetricSpec, y: Sequence[Any], pred: Sequence[Any]
 
 
 def auc(y: NDArray[Any], score: NDArray[Any]) -> float:
-    """ROC AUC from average ranks (Mann-Whitney U); ``nan`` without both classes."""
-    n_pos = int(y.sum())
-    n_neg = y.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    """ROC AUC (the Mann-Whitney U, ties counted half); ``nan`` without both classes.
+
+    Sorts each class once and counts, for every positive, the negatives below and tied
+    (binary searches on sorted queries): exact, and several times faster than ranking all
+    scores with ``scipy.stats.rankdata`` on millions of rows.
+    """
+    classes = sorted_classes(y, score)
+    if classes is None:
         return math.nan
-    ranks = stats.rankdata(score)
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    pos, neg = classes
+    twice_u = 0  # sum over positives of (negatives below) + (negatives at or below)
+    for start in range(0, pos.size, _CHUNK):  # small temporaries
+        part = pos[start : start + _CHUNK]
+        twice_u += int(np.searchsorted(neg, part, "left").sum())
+        twice_u += int(np.searchsorted(neg, part, "right").sum())
+    return float(twice_u / (2 * pos.size * neg.size))
+
+
+def sorted_classes(y: NDArray[Any], score: NDArray[Any]) -> tuple[FloatArray, FloatArray] | None:
+    """The scores of the positives and of the negatives, each sorted; ``None`` without both
+    classes."""
+    is_pos = np.asarray(y) == 1
+    pos, neg = score[is_pos], score[~is_pos]
+    if pos.size == 0 or neg.size == 0:
+        return None
+    pos.sort()
+    neg.sort()
+    return pos, neg
 
 
 def components(
@@ -171,8 +193,14 @@ def _logloss_rows(y: Sequence[Any], pred: Sequence[Any]) -> FloatArray:
             "Log loss needs probabilities in [0, 1]. Got predictions from "
             f"{p.min():g} to {p.max():g} instead; use a metric for scores such as auc."
         )
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return np.asarray(-(yb * np.log(p) + (1 - yb) * np.log1p(-p)), dtype=np.float64)
+    out = np.clip(p, _EPS, 1 - _EPS)
+    # -(y log p + (1 - y) log(1 - p)), one logarithm per row, in place (the same values)
+    pos = yb == 1
+    neg = ~pos
+    np.log(out, out=out, where=pos)
+    np.negative(out, out=out, where=neg)
+    np.log1p(out, out=out, where=neg)
+    return np.negative(out, out=out)
 
 
 def _ranking_rows(name: str, k: int, y: Sequence[Any], pred: Sequence[Any]) -> FloatArray:

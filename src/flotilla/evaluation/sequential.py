@@ -111,15 +111,14 @@ def msprt(
     if n == 0:
         return _empty(arr, sigma2, tau2, theta0, alpha)
     ks = np.arange(1, n + 1, dtype=np.float64)
-    means = np.cumsum(arr) / ks
-    log_l = log_lambda(ks, means, sigma2=sigma2, tau2=tau2, theta0=theta0)
-    running_p = np.minimum.accumulate(np.minimum(1.0, np.exp(-log_l)))
-    p_value = float(running_p[-1])
-    reject = p_value <= alpha
+    means = np.cumsum(arr)
+    means /= ks
+    log_l = _log_lambdas(ks, means, sigma2=sigma2, tau2=tau2, theta0=theta0)
+    p_value, first = _running_p(log_l, alpha)
+    reject = first is not None
     rejected_at: int | None = None
     direction: Direction = "none"
-    if reject:
-        first = int(np.argmax(running_p <= alpha))
+    if first is not None:
         rejected_at = first + 1
         direction = "challenger" if means[first] > theta0 else "champion"
     return MsprtResult(
@@ -135,6 +134,45 @@ def msprt(
         alpha=alpha,
         rejected_at=rejected_at,
     )
+
+
+def _log_lambdas(
+    ks: NDArray[np.float64],
+    means: NDArray[np.float64],
+    *,
+    sigma2: float,
+    tau2: float,
+    theta0: float,
+) -> NDArray[np.float64]:
+    """:func:`log_lambda` over every prefix, in place (the same arithmetic, fewer temporaries:
+    millions of pairs take a fraction of a second)."""
+    denom = ks * tau2
+    denom += sigma2
+    term = ks * ks
+    term *= tau2
+    out = means - theta0
+    out *= out
+    term *= out
+    np.divide(sigma2, denom, out=out)
+    np.log(out, out=out)
+    out *= 0.5
+    denom *= 2.0 * sigma2
+    term /= denom
+    out += term
+    return out
+
+
+def _running_p(log_l: NDArray[np.float64], alpha: float) -> tuple[float, int | None]:
+    """The last running minimum of ``min(1, 1/Lambda_k)`` and the first ``k`` (from 0) where
+    it is ``<= alpha``. ``exp`` runs only where ``ln Lambda_k`` is within 1e-6 of its maximum
+    or of ``ln(1/alpha)``: every other ``k`` is farther than any rounding from deciding."""
+    near = log_l[log_l >= float(log_l.max()) - 1e-6]
+    p_value = float(np.minimum(1.0, np.exp(-near)).min())
+    if not p_value <= alpha:
+        return p_value, None
+    candidates = np.flatnonzero(log_l >= math.log(1 / alpha) - 1e-6)
+    hits = np.flatnonzero(np.minimum(1.0, np.exp(-log_l[candidates])) <= alpha)
+    return p_value, int(candidates[hits[0]])
 
 
 def _empty(

@@ -154,7 +154,11 @@ def decide(
     sd = math.sqrt(sigma2) if sigma2 is not None else float(np.std(d, ddof=1))
     tau2 = policy.tau**2 if policy.tau is not None else max((0.1 * sd) ** 2, 1e-12)
     up = msprt(d, sigma2=sigma2, tau2=tau2, theta0=policy.margin, alpha=policy.alpha)
-    down = msprt(d, sigma2=sigma2, tau2=tau2, theta0=0.0, alpha=policy.alpha)
+    down = (  # without a margin both tests are the same test
+        up
+        if policy.margin == 0.0
+        else msprt(d, sigma2=sigma2, tau2=tau2, theta0=0.0, alpha=policy.alpha)
+    )
     if down.reject and down.direction == "champion":
         reason = (f"the champion is better (mean loss difference {down.mean:.4g} < 0, "
                   f"always-valid p = {down.p_value:.3g} <= {policy.alpha})")  # fmt: skip

@@ -88,8 +88,10 @@ class RecordStore:
         """A relation over the readable segments of ``kind`` (of one model when given).
 
         Args:
-            provenance: add ``filename`` and ``file_row_number`` columns (a total order of
-                the rows on disk).
+            provenance: add ``filename``, ``file_row_number`` and ``file_index`` (the file's
+                position in filename order) columns: ``(file_index, file_row_number)`` is a
+                total order of the rows on disk, the same as ``(filename, file_row_number)``
+                but cheaper to sort on.
         """
         files = self.segments(kind, model)
         if not files:
@@ -97,13 +99,19 @@ class RecordStore:
             if provenance:
                 empty = empty.append_column("file_row_number", pa.array([], pa.int64()))
                 empty = empty.append_column("filename", pa.array([], pa.string()))
+                empty = empty.append_column("file_index", pa.array([], pa.int64()))
             return con.from_arrow(empty)
-        rel = con.read_parquet(
-            [str(p) for p in files],
-            union_by_name=True,
-            filename=provenance,
-            file_row_number=provenance,
-        )
+        if provenance:
+            rel = con.sql(
+                "SELECT *, file_index::BIGINT AS file_index FROM read_parquet($files, "
+                "union_by_name = true, filename = true, file_row_number = true, "
+                "hive_partitioning = false)",
+                params={"files": sorted(str(p) for p in files)},
+            )
+            if rel is None:  # a SELECT always gives a relation
+                raise RecordsError("Reading the record segments gave no relation.")
+        else:
+            rel = con.read_parquet([str(p) for p in files], union_by_name=True)
         if model is not None:
             rel = rel.filter(duckdb.ColumnExpression("model") == duckdb.ConstantExpression(model))
         return rel
