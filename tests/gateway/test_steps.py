@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import math
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -113,6 +114,11 @@ def _in_thread(calls: list[str]) -> Behaving:
     class Where(Behaving):
         def predict(self, records: list[dict[str, Any]]) -> list[Any]:
             calls.append(threading.current_thread().name)
+            if self.mode == "spin":  # busy for hang_s of CPU time (costs are CPU time)
+                began = time.thread_time()
+                while time.thread_time() - began < self.hang_s:
+                    pass
+                return [self.value] * len(records)
             return super().predict(records)
 
     return Where(0.3)
@@ -199,7 +205,7 @@ def test_inline_calls_that_prove_slow_move_the_step_to_the_pool_for_a_while() ->
     cost = CallCost()
     call = ModelCall(model, executor=pool, clock=clock, inline_below_s=0.002, cost=cost)
     cost.learn(0.0001, 1, cap=1.0)
-    model.mode, model.hang_s = "hang", 0.05  # slow inline calls block the loop, and teach
+    model.mode, model.hang_s = "spin", 0.02  # slow inline calls block the loop, and teach
     run(call([{"x": 1}], clock.monotonic() + 1))
     assert cost.hold == 0  # one slow call (capped at 4x the limit) is not enough
     run(call([{"x": 1}], clock.monotonic() + 1))
@@ -225,3 +231,19 @@ def test_one_pause_does_not_move_a_fast_step_to_the_pool() -> None:
         cost.learn(0.00002, 1, cap=0.001)
     cost.learn(0.5, 1, cap=0.001)  # a 500 ms pause counts as the 1 ms cap
     assert cost.per_row < 0.00025
+
+
+def test_waiting_is_not_cost_only_cpu_time_is() -> None:
+    # waiting (for the GIL held by a busy writer thread, here a sleep) must not push a
+    # microsecond model into the pool: costs are the calling thread's CPU time
+    clock = SystemClock()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    model = Behaving(0.3)
+    cost = CallCost()
+    call = ModelCall(model, executor=pool, clock=clock, inline_below_s=0.002, cost=cost)
+    cost.learn(0.0001, 1, cap=1.0)
+    model.mode, model.hang_s = "hang", 0.01
+    for _ in range(5):
+        run(call([{"x": 1}], clock.monotonic() + 1))
+    assert cost.hold == 0 and cost.per_row < 0.002 and call.runs_inline(1)
+    pool.shutdown()

@@ -152,8 +152,11 @@ class ModelCall:
     (``timeout``; the late result is discarded and counted). An inline call cannot be
     abandoned: one that ends after its deadline has its answer discarded as ``timeout`` (and
     counted late), and its cost moves the model to the pool. Pool calls of inline-capable
-    steps learn the cost from the worker thread's CPU time, so a model that became fast
-    again returns inline. Exceptions are ``error``.
+    steps learn the cost too, so a model that became fast again returns inline. Samples are
+    the calling thread's CPU time, inline and in the pool alike: the wall clock would also
+    count the wait for the GIL while another thread (the records writer, a shadow) holds
+    it, and push a microsecond model into the pool just when the process is busiest.
+    Exceptions are ``error``.
 
     Args:
         predictor: the loaded runtime.
@@ -221,14 +224,14 @@ class ModelCall:
     def _inline(self, records: list[Record], deadline: float) -> list[Any]:
         if self.enforce_deadline and deadline - self.clock.monotonic() <= 0:
             raise StepFailure("timeout", "no time left in the request's deadline")
-        began = time.perf_counter()
+        began = time.thread_time()
         try:
             out: list[Any] = self.predictor.predict(records)
         except Exception as exc:
             raise StepFailure("error", f"{type(exc).__name__}: {exc}"[:_MAX_DETAIL]) from exc
         finally:
             if self.inline_below_s < math.inf:
-                took = time.perf_counter() - began
+                took = time.thread_time() - began
                 self.cost.learn(took, len(records), self._cap)
                 if self.cost.per_row > self.inline_below_s:
                     self.cost.trip()
