@@ -288,6 +288,10 @@ class Signature:
             )
             object.__setattr__(self, "_fast", fast)
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle through :meth:`to_dict` (the compiled field checkers are closures)."""
+        return (Signature.from_dict, (self.to_dict(),))
+
     @property
     def field_names(self) -> list[str]:
         return [f.name for f in self.inputs]

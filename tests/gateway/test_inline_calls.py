@@ -41,7 +41,8 @@ def _linear_onnx(path: Path) -> Path:
 
 
 def _deploy(ws: Workspace, name: str, ref: str) -> None:
-    spec = {"live": ref, "fallbacks": [{"static": {"value": -1.0}}]}
+    # a generous deadline: these tests are about where calls run, not about timing
+    spec = {"live": ref, "deadline_ms": 5000, "fallbacks": [{"static": {"value": -1.0}}]}
     ws.registry.put_deployment(name, spec, actor="t")
 
 
@@ -76,7 +77,7 @@ def test_a_fast_onnx_model_runs_inline_and_python_models_never_do(
     body = {"instances": [{"x": 1.0, "y": 2.0}]}
     for _ in range(3):  # a python model stays in the pool, however cheap its calls
         answer = client.post("/v1/models/where:predict", json=body).json()
-        assert answer["served_by"]["role"] == "live"
+        assert answer["served_by"]["role"] == "live", answer
         assert answer["predictions"] == [1.0]
 
 

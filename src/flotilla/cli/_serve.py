@@ -41,6 +41,12 @@ def serve(
         help="Model calls that run at once in the thread pool, per worker (calls abandoned "
         "at their deadline do not count).",
     ),
+    processes: int = typer.Option(
+        0,
+        "--processes",
+        help="Run python-flavor models in this many worker processes per server worker, "
+        "instead of threads (0: threads).",
+    ),
     inline_below_ms: float = typer.Option(
         0.25,
         "--inline-below-ms",
@@ -79,6 +85,9 @@ def serve(
         os.environ["FLOTILLA_MONITOR_INTERVAL"] = str(monitor_interval)
     else:
         os.environ.pop("FLOTILLA_MONITOR_INTERVAL", None)
+    if processes < 0:
+        fail(f"The '--processes' option must be 0 (threads) or more. Got {processes} instead.")
+    os.environ["FLOTILLA_PROCESSES"] = str(processes)
     if threads < 1:
         fail(f"The '--threads' option must be at least 1. Got {threads} instead.")
     os.environ["FLOTILLA_THREADS"] = str(threads)

@@ -28,6 +28,7 @@ from flotilla.gateway._http import (
     send_bytes,
     send_json,
 )
+from flotilla.gateway._process import ProcessPool
 from flotilla.gateway._v1 import (
     RequestError,
     RequestIds,
@@ -85,6 +86,7 @@ class Gateway:
         multiprocess_dir: ``PROMETHEUS_MULTIPROC_DIR`` when several workers serve.
         inline_below_s: native model calls estimated at or under this many seconds run on
             the event loop (see ``create_app``).
+        processes: worker processes for python-flavor models (0: they run in threads).
         mirror: runs the deployments' shadows on copies of the requests, after the answer.
         monitor_interval_s: evaluate the alert rules every this many seconds in a background
             thread (workspace sources only); health gauges go to this app's ``/metrics``.
@@ -102,12 +104,15 @@ class Gateway:
         poll_interval_s: float = 1.0,
         multiprocess_dir: str | None = None,
         inline_below_s: float = DEFAULT_INLINE_BELOW_S,
+        processes: int = 0,
         mirror: ShadowMirror | None = None,
         monitor_interval_s: float | None = None,
     ) -> None:
         self.source = source
         self.mirror = mirror
         self.inline_below_s = inline_below_s
+        self.processes = processes
+        self.process_pool: ProcessPool | None = None
         self.clock = clock
         self.metrics = metrics
         self.executor = executor
@@ -132,6 +137,8 @@ class Gateway:
     def start(self) -> None:
         """Open the source, load every deployment and start the poller (blocking)."""
         source: DeploymentSource = self.source() if callable(self.source) else self.source
+        if self.processes > 0 and self.process_pool is None:
+            self.process_pool = ProcessPool(self.processes)
         host = ModelHost(
             source,
             clock=self.clock,
@@ -139,6 +146,7 @@ class Gateway:
             executor=self.executor,
             poll_interval_s=self.poll_interval_s,
             inline_below_s=self.inline_below_s,
+            processes=self.process_pool,
         )
         host.start()
         self.host = host
@@ -174,6 +182,8 @@ class Gateway:
         if callable(close):
             close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.process_pool is not None:
+            self.process_pool.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from flotilla.gateway._breaker import BreakerConfig, CircuitBreaker
 from flotilla.gateway._chain import ChainStep, ServedModel, ShadowStep, budget_reserves
+from flotilla.gateway._process import ProcessPool
 from flotilla.gateway._steps import (
     BreakerGuard,
     Bulkhead,
@@ -37,13 +38,23 @@ from flotilla.portfolio.spec import DeploymentSpec, StaticStep
 from flotilla.signature import Signature
 from flotilla.types import Clock, Predictor
 
-__all__ = ["DEFAULT_INLINE_BELOW_S", "INLINE_FLAVORS", "DeploymentSource", "HostState", "ModelHost"]
+__all__ = [
+    "DEFAULT_INLINE_BELOW_S",
+    "INLINE_FLAVORS",
+    "PROCESS_FLAVORS",
+    "DeploymentSource",
+    "HostState",
+    "ModelHost",
+]
 
 log = logging.getLogger("flotilla.gateway")
 
 INLINE_FLAVORS = frozenset({"onnx", "lightgbm", "sklearn"})
 """Flavors whose calls are pure computation and may run on the event loop when short.
 ``python`` models may sleep or do I/O, so they always run in the thread pool."""
+
+PROCESS_FLAVORS = frozenset({"python"})
+"""Flavors that hold the GIL while they compute: run in worker processes when asked."""
 
 DEFAULT_INLINE_BELOW_S = 0.00025
 """Calls estimated at or under this many seconds run inline (about the cost of the hop to a
@@ -98,6 +109,8 @@ class ModelHost:
         inline_below_s: calls of :data:`INLINE_FLAVORS` estimated at or under this many
             seconds run on the event loop (see :class:`~flotilla.gateway._steps.ModelCall`);
             0 sends every call to the pool. Static versions always run inline.
+        processes: when given, versions of :data:`PROCESS_FLAVORS` run in these worker
+            processes (loaded there from the source's ``runtime_spec``), not in this one.
     """
 
     def __init__(
@@ -109,8 +122,10 @@ class ModelHost:
         executor: concurrent.futures.Executor,
         poll_interval_s: float = 1.0,
         inline_below_s: float = DEFAULT_INLINE_BELOW_S,
+        processes: ProcessPool | None = None,
     ) -> None:
         self.source = source
+        self.processes = processes
         self.inline_below_s = inline_below_s
         self.clock = clock
         self.metrics = metrics
@@ -299,7 +314,7 @@ class ModelHost:
         if found is not None:
             return found
         try:
-            predictor = self.source.load(version)
+            predictor = self._loader(version)
             load = getattr(predictor, "load", None)
             if callable(load):
                 load()
@@ -308,6 +323,14 @@ class ModelHost:
             raise
         self._runtimes[ref] = predictor
         return predictor
+
+    def _loader(self, version: Any) -> Predictor:
+        """Load ``version`` here, or as a proxy into the process pool (python flavor)."""
+        spec_of = getattr(self.source, "runtime_spec", None)
+        flavor = getattr(version, "flavor", "")
+        if self.processes is not None and flavor in PROCESS_FLAVORS and callable(spec_of):
+            return self.processes.predictor(spec_of(version))
+        return self.source.load(version)
 
     def _breaker(
         self, model: str, ref: str, config: BreakerConfig, on_change: Callable[[str], None]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from flotilla.types import Predictor
 
 if TYPE_CHECKING:
+    from flotilla.runtimes import RuntimeSpec
     from flotilla.workspace import Workspace
 
 __all__ = ["WorkspaceSource"]
@@ -35,6 +36,10 @@ class WorkspaceSource:
     def resolve(self, ref: str) -> Any:
         """The version ``ref`` (``name@3``, ``name@alias``, ``name``) names now."""
         return self.workspace.resolve(ref)
+
+    def runtime_spec(self, version: Any) -> RuntimeSpec:
+        """What a worker process needs to load ``version`` (artifact fetched and verified)."""
+        return self.workspace.runtime_spec(version, device=self.device)
 
     def load(self, version: Any) -> Predictor:
         """Fetch the sha256-verified artifact and load it."""

@@ -33,6 +33,7 @@ def create_app(
     device: str = "cpu",
     multiprocess_dir: str | None = None,
     inline_below_ms: float = DEFAULT_INLINE_BELOW_S * 1000,
+    processes: int = 0,
     shadow_deadline_s: float = 1.0,
     shadow_capacity: int = 1000,
     shadow_threads: int = 4,
@@ -60,6 +61,11 @@ def create_app(
             loop, without the hop to a pool thread; longer ones, and every ``python`` model,
             run in the pool. The cost is measured at load and on every call; ``0`` sends
             every call to the pool.
+        processes: run ``python``-flavor models in this many worker processes instead of
+            threads (0, the default: threads). Pure-Python models hold the GIL while they
+            compute; in processes they no longer slow the event loop and the other models
+            down. Each call then pays a pickle round trip (tens of microseconds); a call
+            unanswered for 30 s has its worker killed and replaced. Needs a workspace target.
         shadow_deadline_s: the most one shadow call may take (then abandoned, recorded as
             ``timeout``). Shadows run only when a ``sink`` records their predictions.
         shadow_capacity: shadow jobs waiting at most; beyond it they are dropped and counted.
@@ -85,6 +91,10 @@ def create_app(
         raise ConfigError(
             "The 'inline_below_ms' of create_app must be 0 (always the thread pool) or more. "
             f"Got {inline_below_ms} instead."
+        )
+    if processes < 0:
+        raise ConfigError(
+            f"The 'processes' of create_app must be 0 (threads) or more. Got {processes} instead."
         )
     if max_threads < 1:
         raise ConfigError(
@@ -114,6 +124,7 @@ def create_app(
         poll_interval_s=poll_interval_s,
         multiprocess_dir=multiprocess_dir,
         inline_below_s=inline_below_ms / 1000.0,
+        processes=processes,
         monitor_interval_s=monitor_interval_s,
         mirror=None
         if sink is None
@@ -132,8 +143,8 @@ def factory() -> Gateway:
     Reads ``FLOTILLA_*`` settings, ``FLOTILLA_MAX_BODY_BYTES``, ``FLOTILLA_RECORDS``
     (``0`` turns prediction records off), ``FLOTILLA_MONITOR_INTERVAL`` (seconds; runs the
     monitor loop in this worker), ``FLOTILLA_FLUSH_INTERVAL`` (seconds between record
-    flushes, default 1), ``FLOTILLA_THREADS`` and ``FLOTILLA_INLINE_BELOW_MS`` (see
-    ``create_app``) and ``PROMETHEUS_MULTIPROC_DIR``.
+    flushes, default 1), ``FLOTILLA_THREADS``, ``FLOTILLA_PROCESSES`` and
+    ``FLOTILLA_INLINE_BELOW_MS`` (see ``create_app``) and ``PROMETHEUS_MULTIPROC_DIR``.
     """
     settings = Settings.from_env()
     env = os.environ
@@ -154,6 +165,7 @@ def factory() -> Gateway:
         multiprocess_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         inline_below_ms=float(env.get("FLOTILLA_INLINE_BELOW_MS", "") or default_inline_ms),
         max_threads=int(env.get("FLOTILLA_THREADS", "") or _DEFAULT_THREADS),
+        processes=int(env.get("FLOTILLA_PROCESSES", "") or 0),
         monitor_interval_s=float(env["FLOTILLA_MONITOR_INTERVAL"])
         if env.get("FLOTILLA_MONITOR_INTERVAL")
         else None,
