@@ -113,8 +113,8 @@ class MemorySource:
             raise VersionNotFoundError(f"No version {ref!r}.")
         return self.versions[ref]
 
-    def load(self, version: Any) -> Any:
-        self.loads.append(version.ref)
+    def load(self, version: Any, *, device: str | None = None) -> Any:
+        self.loads.append(version.ref if device is None else f"{version.ref} on {device}")
         if version.ref in self.broken:
             raise ArtifactNotFoundError(f"The artifact of {version.ref} is missing.")
         return self.models[version.ref]

@@ -76,8 +76,9 @@ class DeploymentSource(Protocol):
         """The version a reference names now (``.ref``, ``.flavor``, ``.signature``)."""
         ...
 
-    def load(self, version: Any) -> Predictor:
-        """A loaded predictor for ``version`` (sha256-verified artifact)."""
+    def load(self, version: Any, *, device: str | None = None) -> Predictor:
+        """A loaded predictor for ``version`` (sha256-verified artifact), on ``device``
+        (``cpu`` or ``gpu``; ``None``: the source's default)."""
         ...
 
 
@@ -132,7 +133,7 @@ class ModelHost:
         self.executor = executor
         self.poll_interval_s = poll_interval_s
         self.state = HostState(version=-1)
-        self._runtimes: dict[str, Predictor] = {}
+        self._runtimes: dict[tuple[str, str | None], Predictor] = {}
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
         self._slots: dict[tuple[str, str], Slots] = {}
         self._costs: dict[str, CallCost] = {}
@@ -183,7 +184,7 @@ class ModelHost:
                 failures.append({"model": deployment.model, "ref": "*", "error": str(exc)})
                 continue
             models[served.name] = served
-        self._runtimes = {ref: rt for ref, rt in self._runtimes.items() if ref in used}
+        self._runtimes = {key: rt for key, rt in self._runtimes.items() if key[0] in used}
         return HostState(version=version, models=models, failures=failures)
 
     def _build_model(
@@ -198,6 +199,7 @@ class ModelHost:
         reserves = budget_reserves(spec.deadline_ms / 1000.0, kinds)
         breaker_config = BreakerConfig(**spec.breaker.to_dict())
         steps: list[ChainStep] = []
+        device = "gpu" if spec.tier == "gpu" else None  # None: the source's default
         live_ref, live_sig = str(live), None
         for pos, (item, reserve) in enumerate(zip(refs, reserves, strict=True)):
             if isinstance(item, StaticStep):
@@ -207,7 +209,7 @@ class ModelHost:
                 continue
             text = getattr(item, "ref", item)
             step = self._model_step(
-                name, pos, text, reserve, spec.max_concurrency, breaker_config, metrics
+                name, pos, text, reserve, spec.max_concurrency, breaker_config, metrics, device
             )
             if not step.loaded:
                 failures.append({"model": name, "ref": step.ref, "error": step.load_error})
@@ -226,14 +228,23 @@ class ModelHost:
             steps=tuple(steps),
             metrics=metrics,
             spec=dict(deployment.spec),
-            shadows=tuple(self._shadow(s.ref, s.sample, metrics, used) for s in spec.shadows),
+            shadows=tuple(
+                self._shadow(s.ref, s.sample, metrics, used, device) for s in spec.shadows
+            ),
         )
 
-    def _shadow(self, ref: str, sample: float, metrics: ModelMetrics, used: set[str]) -> ShadowStep:
+    def _shadow(
+        self,
+        ref: str,
+        sample: float,
+        metrics: ModelMetrics,
+        used: set[str],
+        device: str | None = None,
+    ) -> ShadowStep:
         try:
             version = self.source.resolve(ref)
             resolved: str = version.ref
-            predictor = self._runtime(resolved, version, metrics)
+            predictor = self._runtime(resolved, version, metrics, device)
         except Exception as exc:
             return ShadowStep(ref, sample, None, f"{type(exc).__name__}: {exc}"[:500])
         used.add(resolved)
@@ -248,12 +259,13 @@ class ModelHost:
         limit: int,
         breaker_config: BreakerConfig,
         metrics: ModelMetrics,
+        device: str | None = None,
     ) -> ChainStep:
         role = "live" if pos == 0 else "fallback"
         try:
             version = self.source.resolve(ref)
             resolved: str = version.ref
-            predictor = self._runtime(resolved, version, metrics)
+            predictor = self._runtime(resolved, version, metrics, device)
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"[:500]
             step_metrics = metrics.step(step_label(pos, static=False))
@@ -309,28 +321,32 @@ class ModelHost:
             call.calibrate(signature.sample_records(1))
         return call
 
-    def _runtime(self, ref: str, version: Any, metrics: ModelMetrics) -> Predictor:
-        found = self._runtimes.get(ref)
+    def _runtime(
+        self, ref: str, version: Any, metrics: ModelMetrics, device: str | None = None
+    ) -> Predictor:
+        found = self._runtimes.get((ref, device))
         if found is not None:
             return found
         try:
-            predictor = self._loader(version)
+            predictor = self._loader(version, device)
             load = getattr(predictor, "load", None)
             if callable(load):
                 load()
         except Exception:
             metrics.load_failed()
             raise
-        self._runtimes[ref] = predictor
+        self._runtimes[(ref, device)] = predictor
         return predictor
 
-    def _loader(self, version: Any) -> Predictor:
+    def _loader(self, version: Any, device: str | None) -> Predictor:
         """Load ``version`` here, or as a proxy into the process pool (python flavor)."""
         spec_of = getattr(self.source, "runtime_spec", None)
         flavor = getattr(version, "flavor", "")
         if self.processes is not None and flavor in PROCESS_FLAVORS and callable(spec_of):
             return self.processes.predictor(spec_of(version))
-        return self.source.load(version)
+        if device is None:
+            return self.source.load(version)
+        return self.source.load(version, device=device)
 
     def _breaker(
         self, model: str, ref: str, config: BreakerConfig, on_change: Callable[[str], None]

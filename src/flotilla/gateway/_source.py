@@ -41,7 +41,7 @@ class WorkspaceSource:
         """What a worker process needs to load ``version`` (artifact fetched and verified)."""
         return self.workspace.runtime_spec(version, device=self.device)
 
-    def load(self, version: Any) -> Predictor:
-        """Fetch the sha256-verified artifact and load it."""
-        runtime: Predictor = self.workspace.load(version, device=self.device)
+    def load(self, version: Any, *, device: str | None = None) -> Predictor:
+        """Fetch the sha256-verified artifact and load it on ``device`` (default: ours)."""
+        runtime: Predictor = self.workspace.load(version, device=device or self.device)
         return runtime
