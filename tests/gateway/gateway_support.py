@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flotilla.errors import ArtifactNotFoundError, VersionNotFoundError
@@ -118,3 +119,21 @@ class MemorySource:
         if version.ref in self.broken:
             raise ArtifactNotFoundError(f"The artifact of {version.ref} is missing.")
         return self.models[version.ref]
+
+
+XY_SIGNATURE = {
+    "inputs": [{"name": "x", "type": "float"}, {"name": "y", "type": "float"}],
+    "output": {"kind": "score"},
+}
+
+
+def linear_onnx(path: Path) -> Path:
+    """A tiny ONNX model answering ``x + 2 * y`` (inputs as in :data:`XY_SIGNATURE`)."""
+    import numpy as np
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LinearRegression
+
+    x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    model = LinearRegression().fit(x, x[:, 0] + 2 * x[:, 1])
+    path.write_bytes(to_onnx(model, x[:1]).SerializeToString())
+    return path

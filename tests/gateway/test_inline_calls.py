@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
+from gateway_support import XY_SIGNATURE, linear_onnx
 
 from flotilla.gateway import Gateway, create_app
 from flotilla.settings import Settings
@@ -24,20 +24,7 @@ class Where:
         return [1.0 if in_pool else 0.0 for _ in records]
 """
 
-SIG = {
-    "inputs": [{"name": "x", "type": "float"}, {"name": "y", "type": "float"}],
-    "output": {"kind": "score"},
-}
-
-
-def _linear_onnx(path: Path) -> Path:
-    from skl2onnx import to_onnx
-    from sklearn.linear_model import LinearRegression
-
-    x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
-    model = LinearRegression().fit(x, x[:, 0] + 2 * x[:, 1])
-    path.write_bytes(to_onnx(model, x[:1]).SerializeToString())
-    return path
+SIG = XY_SIGNATURE
 
 
 def _deploy(ws: Workspace, name: str, ref: str) -> None:
@@ -52,7 +39,7 @@ def workspace(make_settings: Callable[..., Settings], tmp_path: Path) -> Workspa
     code = tmp_path / "where.py"
     code.write_text(CODE)
     ws.register("where", flavor="python", artifact=code, entry="where:Where", signature=SIG)
-    ws.register("lin", flavor="onnx", artifact=_linear_onnx(tmp_path / "lin.onnx"), signature=SIG)
+    ws.register("lin", flavor="onnx", artifact=linear_onnx(tmp_path / "lin.onnx"), signature=SIG)
     _deploy(ws, "where", "where@1")
     _deploy(ws, "lin", "lin@1")
     return ws

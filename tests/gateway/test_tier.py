@@ -6,27 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import numpy as np
 import onnxruntime as ort
+from gateway_support import XY_SIGNATURE, linear_onnx
 
 from flotilla.gateway import Gateway, create_app
 from flotilla.settings import Settings
 from flotilla.workspace import Workspace
 
-SIG = {
-    "inputs": [{"name": "x", "type": "float"}, {"name": "y", "type": "float"}],
-    "output": {"kind": "score"},
-}
-
-
-def _linear_onnx(path: Path) -> Path:
-    from skl2onnx import to_onnx
-    from sklearn.linear_model import LinearRegression
-
-    x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
-    model = LinearRegression().fit(x, x[:, 0] + 2 * x[:, 1])
-    path.write_bytes(to_onnx(model, x[:1]).SerializeToString())
-    return path
+SIG = XY_SIGNATURE
 
 
 def test_each_deployment_loads_on_its_tier(
@@ -35,7 +22,7 @@ def test_each_deployment_loads_on_its_tier(
     serve: Callable[[Gateway], httpx.Client],
 ) -> None:
     ws = Workspace.open(make_settings())
-    artifact = _linear_onnx(tmp_path / "lin.onnx")
+    artifact = linear_onnx(tmp_path / "lin.onnx")
     for name, tier in (("on-cpu", "cpu"), ("on-gpu", "gpu")):
         ws.register(name, flavor="onnx", artifact=artifact, signature=SIG)
         spec = {
