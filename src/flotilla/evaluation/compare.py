@@ -39,6 +39,7 @@ from flotilla.evaluation.metrics import (
     per_row_loss,
 )
 from flotilla.portfolio import PromotionPolicy
+from flotilla.records import since_filter, sql_literal
 from flotilla.types import Clock
 
 __all__ = ["Comparison", "Estimate", "OutcomeSource", "compare"]
@@ -433,14 +434,6 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...] | None:
     return rows[0] if rows else None
 
 
-def _lit(text: str | None) -> str:
-    return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
-
-
-def _since(since: datetime | None, column: str = "event_time") -> str:
-    return "" if since is None else f" AND {column} >= TIMESTAMPTZ {_lit(since.isoformat())}"
-
-
 @dataclass(frozen=True)
 class _Refs:
     """Per (role, ref) of the window: records, first and last event time (epoch seconds)."""
@@ -461,7 +454,7 @@ def _first_shadow(
 ) -> datetime | None:
     """The time of ``ref``'s first shadow record in the window."""
     sql = "SELECT epoch(min(event_time)) FROM predictions WHERE role = 'shadow' AND ref = "
-    row = _one(con, sql + _lit(ref) + _since(since))
+    row = _one(con, sql + sql_literal(ref) + since_filter(since))
     return None if row is None or row[0] is None else datetime.fromtimestamp(row[0], UTC)
 
 
@@ -469,7 +462,7 @@ def _refs(con: duckdb.DuckDBPyConnection, since: datetime | None) -> _Refs:
     sql = (
         "SELECT role, ref, count(*), epoch(min(event_time)), epoch(max(event_time)) "
         "FROM predictions WHERE role IN ('live', 'shadow') AND ref IS NOT NULL"
-        + _since(since)
+        + since_filter(since)
         + " GROUP BY role, ref"
     )
     rows = con.sql(sql).fetchall()
@@ -480,7 +473,7 @@ def _failed(ref: str | None) -> str:
     """SQL: the reasons of a request name a failure (error/timeout/invalid output) of ``ref``."""
     if ref is None:
         return "false"
-    marks = [_lit(f'%"ref":{orjson.dumps(ref).decode()},"reason":"{r}"%') for r in _FAILURES]
+    marks = [sql_literal(f'%"ref":{orjson.dumps(ref).decode()},"reason":"{r}"%') for r in _FAILURES]
     return "(degraded AND (" + " OR ".join(f"reasons LIKE {m}" for m in marks) + "))"
 
 
@@ -491,7 +484,7 @@ def _serving(
     since: datetime | None,
 ) -> dict[str, Any]:
     """Latency percentiles and error/fallback rates per request (row 0 of each request)."""
-    c, s = _lit(champion), _lit(challenger)
+    c, s = sql_literal(champion), sql_literal(challenger)
     sql = f"""
         SELECT
           count(*) FILTER (role <> 'shadow'),
@@ -502,7 +495,7 @@ def _serving(
           count(*) FILTER (role = 'shadow' AND ref = {s} AND degraded),
           count(*) FILTER (role = 'shadow' AND ref = {s} AND {_failed(challenger)}),
           quantile_cont(latency_ms, [0.5, 0.99]) FILTER (role = 'shadow' AND ref = {s})
-        FROM predictions WHERE row = 0 {_since(since)}
+        FROM predictions WHERE row = 0 {since_filter(since)}
     """
     row = _one(con, sql)
     assert row is not None  # an aggregate always returns one row
@@ -545,7 +538,7 @@ def _predictions_per_day(
 ) -> dict[str, int]:
     sql = (  # the day as compare's NumPy side computes it (faster than a cast to DATE)
         f"SELECT floor(epoch(event_time) / {_DAY_S})::BIGINT AS d, count(*) FROM predictions "
-        f"WHERE role = 'live' AND ref = {_lit(champion)}{_since(since)} GROUP BY 1"
+        f"WHERE role = 'live' AND ref = {sql_literal(champion)}{since_filter(since)} GROUP BY 1"
     )
     rows = con.sql(sql).fetchall()
     return {_iso_day(int(d)): int(n) for d, n in sorted(rows)}

@@ -136,7 +136,7 @@ class ModelHost:
         self._runtimes: dict[tuple[str, str | None], Predictor] = {}
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
         self._slots: dict[tuple[str, str], Slots] = {}
-        self._costs: dict[str, CallCost] = {}
+        self._costs: dict[tuple[str, str | None], CallCost] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -276,7 +276,7 @@ class ModelHost:
         step_metrics = metrics.step(step_label(pos, static=static))
         signature = _signature(version)
         breaker = self._breaker(model, resolved, breaker_config, step_metrics.set_breaker)
-        model_call = self._call(resolved, version, predictor, signature, metrics)
+        model_call = self._call(resolved, version, predictor, signature, metrics, device)
         inner: StepCall = OutputCheck(model_call, output=_output(signature))
         inner = BreakerGuard(inner, breaker=breaker)
         inner = self._bulkhead(model, resolved, limit, inner)
@@ -298,6 +298,7 @@ class ModelHost:
         predictor: Predictor,
         signature: Signature | None,
         metrics: ModelMetrics,
+        device: str | None,
     ) -> ModelCall:
         flavor = getattr(version, "flavor", "")
         if flavor == "static":
@@ -308,7 +309,7 @@ class ModelHost:
                 inline_below_s=math.inf,
                 enforce_deadline=False,
             )
-        cost = self._costs.setdefault(ref, CallCost())
+        cost = self._costs.setdefault((ref, device), CallCost())
         call = ModelCall(
             predictor,
             executor=self.executor,
@@ -344,8 +345,6 @@ class ModelHost:
         flavor = getattr(version, "flavor", "")
         if self.processes is not None and flavor in PROCESS_FLAVORS and callable(spec_of):
             return self.processes.predictor(spec_of(version))
-        if device is None:
-            return self.source.load(version)
         return self.source.load(version, device=device)
 
     def _breaker(

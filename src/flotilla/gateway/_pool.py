@@ -149,8 +149,9 @@ class ModelPool(concurrent.futures.Executor):
             self._closed = True
             idle = self._idle
             self._idle = 0
+            if cancel_futures:
+                self._backlog = 0
         if cancel_futures:
-            self._backlog = 0
             while True:
                 try:
                     work = self._work.get_nowait()

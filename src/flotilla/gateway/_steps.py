@@ -192,18 +192,18 @@ class ModelCall:
     def calibrate(self, records: list[Record], *, calls: int = 5) -> None:
         """Time up to ``calls`` calls on ``records`` now (at load, off the event loop).
 
-        Stops at the first call that raises or takes ten times the inline limit; a model
-        that cannot be calibrated starts in the pool and learns from its pool calls.
+        Stops at the first call that raises (not learned) or takes ten times the inline
+        limit; a model that cannot be calibrated starts in the pool and learns there.
         """
         if not 0 < self.inline_below_s < math.inf or not records:
             return
         for _ in range(calls):
-            began = time.perf_counter()
+            began = time.thread_time()
             try:
                 self.predictor.predict(records)
             except Exception:
                 return
-            took = time.perf_counter() - began
+            took = time.thread_time() - began
             self.cost.learn(took, len(records), self._cap)
             if took > 10 * self.inline_below_s:
                 return
@@ -214,27 +214,23 @@ class ModelCall:
         return cost.hold == 0 and cost.per_row * rows <= self.inline_below_s
 
     async def __call__(self, records: list[Record], deadline: float) -> list[Any]:
-        cost = self.cost
-        if cost.hold == 0 and cost.per_row * len(records) <= self.inline_below_s:
+        if self.runs_inline(len(records)):
             return self._inline(records, deadline)
-        if cost.hold:
-            cost.hold -= 1
+        if self.cost.hold:
+            self.cost.hold -= 1
         return await self._pool(records, deadline)
 
     def _inline(self, records: list[Record], deadline: float) -> list[Any]:
         if self.enforce_deadline and deadline - self.clock.monotonic() <= 0:
             raise StepFailure("timeout", "no time left in the request's deadline")
-        began = time.thread_time()
+        learns = self.inline_below_s < math.inf  # static versions: always inline
         try:
-            out: list[Any] = self.predictor.predict(records)
+            out: list[Any] = self._timed(records) if learns else self.predictor.predict(records)
         except Exception as exc:
             raise StepFailure("error", f"{type(exc).__name__}: {exc}"[:_MAX_DETAIL]) from exc
         finally:
-            if self.inline_below_s < math.inf:
-                took = time.thread_time() - began
-                self.cost.learn(took, len(records), self._cap)
-                if self.cost.per_row > self.inline_below_s:
-                    self.cost.trip()
+            if learns and self.cost.per_row > self.inline_below_s:
+                self.cost.trip()
         if self.enforce_deadline and self.clock.monotonic() > deadline:
             if self.on_late is not None:
                 self.on_late()
@@ -269,7 +265,7 @@ class ModelCall:
             timer.cancel()
 
     def _timed(self, records: list[Record]) -> Any:
-        """``predict`` in a worker thread, learning its cost from the thread's CPU time."""
+        """``predict``, learning its cost from the calling thread's CPU time."""
         began = time.thread_time()
         try:
             return self.predictor.predict(records)

@@ -150,9 +150,7 @@ class HistogramTally:
 
     def observe(self, amount: float) -> None:
         """Count one observation (in the first bucket whose bound is >= ``amount``)."""
-        index = bisect_left(self.bounds, amount)
-        if index < len(self.counts):
-            self.counts[index] += 1
+        self.counts[bisect_left(self.bounds, amount)] += 1  # the last bound is +Inf
         self.total += amount
 
     def flush(self) -> None:

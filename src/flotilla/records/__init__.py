@@ -14,6 +14,7 @@ from flotilla.records._event import ROLES, PredictionEvent
 from flotilla.records._files import OUTCOME_FILE_FORMATS, read_outcome_file
 from flotilla.records._outcomes import DEFAULT_MAX_SKEW, IngestReport, OutcomeStore
 from flotilla.records._schema import OUTCOME_SCHEMA, PREDICTION_SCHEMA
+from flotilla.records._sql import since_filter, sql_literal
 from flotilla.records._store import CheckReport, RecordStore
 from flotilla.records._writer import RecordWriter, install_signal_flush
 
@@ -35,4 +36,6 @@ __all__ = [
     "compact",
     "install_signal_flush",
     "read_outcome_file",
+    "since_filter",
+    "sql_literal",
 ]

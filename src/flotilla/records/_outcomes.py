@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from flotilla.clock import SystemClock
 from flotilla.errors import ConfigError, ModelNotFoundError, RecordsError
 from flotilla.records._schema import OUTCOME_SCHEMA, PREDICTION_SCHEMA, dumps, numeric_value
 from flotilla.records._segments import write_partitioned
+from flotilla.records._sql import since_filter, sql_literal
 from flotilla.records._store import RecordStore
 from flotilla.records._validate import CleanOutcome, OutcomeProblem, clean_outcome
 from flotilla.types import Clock
@@ -162,7 +163,7 @@ class OutcomeStore:
                 raise ConfigError(f"The 'horizon' must be positive. Got {horizon} instead.")
             micros = int(horizon.total_seconds() * 1_000_000)
             horizon_filter = f"WHERE k.event_time >= o.observed_at - to_microseconds({micros})"
-        return _JOIN_SQL.format(since=_since(since), horizon_filter=horizon_filter)
+        return _JOIN_SQL.format(since=since_filter(since), horizon_filter=horizon_filter)
 
     def _connect(self, model: str) -> duckdb.DuckDBPyConnection:
         self._check_name(model)
@@ -190,7 +191,7 @@ class OutcomeStore:
                 fewer columns, e.g. not the JSON ``inputs``, makes large joins much faster.
         """
         sql = self._sql(horizon, since) + _SELECT_JOINED.format(
-            pred_columns=_pred_columns(columns), since=_since(since)
+            pred_columns=_pred_columns(columns), since=since_filter(since)
         )
         return self._connect(model).sql(sql)
 
@@ -257,9 +258,9 @@ class OutcomeStore:
         return self._sql(None, since) + _SELECT_PAIRED.format(
             label=values[0],
             prediction=values[1],
-            champion=_lit(champion),
-            challenger=_lit(challenger),
-            since=_since(since),
+            champion=sql_literal(champion),
+            challenger=sql_literal(challenger),
+            since=since_filter(since),
             outcomes="resolved" if ranked else "candidates",
         )
 
@@ -268,7 +269,9 @@ class OutcomeStore:
     ) -> duckdb.DuckDBPyRelation:
         """Outcomes of ``model`` that match no prediction (kept, never dropped)."""
         con = self._connect(model)
-        return con.sql(self._sql(horizon, since) + _SELECT_UNMATCHED.format(since=_since(since)))
+        return con.sql(
+            self._sql(horizon, since) + _SELECT_UNMATCHED.format(since=since_filter(since))
+        )
 
     def outcomes(self, model: str) -> duckdb.DuckDBPyRelation:
         """Every stored outcome of ``model`` (duplicates included)."""
@@ -290,20 +293,6 @@ def _pred_columns(columns: Sequence[str] | None) -> str:
         )
     wanted = list(_JOIN_KEYS) + [c for c in columns if c not in _JOIN_KEYS]
     return ", ".join(f'"{c}"' for c in wanted)
-
-
-def _since(since: datetime | None) -> str:
-    """SQL: `` AND event_time >= <since>`` (or nothing)."""
-    if since is None:
-        return ""
-    if not isinstance(since, datetime):
-        raise ConfigError(f"The 'since' must be a datetime. Got {since!r} instead.")
-    moment = since if since.tzinfo else since.replace(tzinfo=UTC)
-    return f" AND event_time >= TIMESTAMPTZ {_lit(moment.isoformat())}"
-
-
-def _lit(text: str | None) -> str:
-    return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
