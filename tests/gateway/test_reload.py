@@ -87,3 +87,37 @@ def test_a_new_model_becomes_servable_and_a_removed_one_404s(
         ),
         2.0,
     )
+
+
+def test_freeze_gc_freezes_the_loaded_heap_and_again_after_a_reload(
+    source: MemorySource, serve: Callable[[Gateway], httpx.Client]
+) -> None:
+    import gc
+
+    gc.unfreeze()
+    try:
+        source.add("recs@1", Behaving(0.1))
+        source.add("recs@2", Behaving(0.2))
+        source.deploy("recs", "recs@1", STATIC)
+        client = serve(create_app(source, freeze_gc=True, poll_interval_s=0.05))
+        frozen = gc.get_freeze_count()
+        assert frozen > 0  # the heap with the loaded models is out of the collector's scans
+        assert served_by(client, "recs") == "recs@1"
+        source.deploy("recs", "recs@2", STATIC)
+        wait_for(lambda: served_by(client, "recs") == "recs@2", 2.0)
+        assert gc.get_freeze_count() > frozen  # the new state was frozen after the swap
+    finally:
+        gc.unfreeze()
+
+
+def test_the_heap_is_left_alone_unless_asked(
+    source: MemorySource, serve: Callable[[Gateway], httpx.Client]
+) -> None:
+    import gc
+
+    gc.unfreeze()
+    source.add("recs@1", Behaving(0.1))
+    source.deploy("recs", "recs@1", STATIC)
+    client = serve(create_app(source))
+    assert served_by(client, "recs") == "recs@1"
+    assert gc.get_freeze_count() == 0

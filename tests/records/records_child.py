@@ -2,10 +2,12 @@
 
 Usage::
 
-    python records_child.py flag ROOT     # SIGTERM sets a flag; the loop closes the writer
-    python records_child.py handler ROOT  # install_signal_flush closes it from the handler
-    python records_child.py kill ROOT     # writes until killed with SIGKILL
-    python records_child.py compact ROOT STEP  # compacts, hangs at STEP until killed
+    python records_child.py flag ROOT [helper]     # SIGTERM sets a flag; the loop closes
+    python records_child.py handler ROOT [helper]  # install_signal_flush closes the writer
+    python records_child.py kill ROOT [helper]     # writes until killed with SIGKILL
+    python records_child.py compact ROOT STEP      # compacts, hangs at STEP until killed
+
+``helper`` makes the writer convert and write in its helper process.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,22 +44,27 @@ def _event(i: int) -> PredictionEvent:
     )
 
 
-def _flag(root: Path) -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    writer = RecordWriter(root, flush_interval=0.2).start()
+def _writer(root: Path, helper: bool) -> RecordWriter:
+    return RecordWriter(root, flush_interval=0.2, helper_process=helper).start()
+
+
+def _flag(root: Path, helper: bool) -> None:
+    # A plain flag: Event.set() in a handler can deadlock with an Event.wait() it interrupts.
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    writer = _writer(root, helper)
     print("ready", flush=True)
     submitted = 0
-    while not stop.is_set():
+    while not stop:
         if writer.submit(_event(submitted)):
             submitted += 1
-        stop.wait(0.0005)
+        time.sleep(0.0005)
     writer.close()
     print(submitted, flush=True)
 
 
-def _handler(root: Path) -> None:
-    writer = RecordWriter(root, flush_interval=0.2).start()
+def _handler(root: Path, helper: bool) -> None:
+    writer = _writer(root, helper)
     install_signal_flush(writer)
     print("ready", flush=True)
     attempted = 0
@@ -70,9 +78,10 @@ def _handler(root: Path) -> None:
         print(attempted, flush=True)
 
 
-def _kill(root: Path) -> None:
-    writer = RecordWriter(root, flush_interval=0.2).start()
+def _kill(root: Path, helper: bool) -> None:
+    writer = _writer(root, helper)
     print("ready", flush=True)
+    print(writer.helper_pid, flush=True)
     pause = threading.Event()
     i = 0
     while True:
@@ -92,11 +101,12 @@ def _compact(root: Path, step: str) -> None:
 
 if __name__ == "__main__":
     mode, folder = sys.argv[1], Path(sys.argv[2])
+    with_helper = sys.argv[3:] == ["helper"]
     if mode == "flag":
-        _flag(folder)
+        _flag(folder, with_helper)
     elif mode == "handler":
-        _handler(folder)
+        _handler(folder, with_helper)
     elif mode == "kill":
-        _kill(folder)
+        _kill(folder, with_helper)
     else:
         _compact(folder, sys.argv[3])

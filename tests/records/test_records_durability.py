@@ -24,6 +24,10 @@ KILL_WINDOW = timedelta(seconds=FLUSH_INTERVAL + 1.3)
 
 pytestmark = pytest.mark.slow
 
+# Each durability test runs with the writer converting in its own thread and in its helper
+# process (what `flotilla serve` uses).
+WRITERS = pytest.mark.parametrize("writer", [[], ["helper"]], ids=["thread", "helper"])
+
 
 def _start(*args: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
@@ -60,8 +64,9 @@ def _ids_and_times(root: Path) -> tuple[list[int], list[datetime]]:
     return ids, table["event_time"].to_pylist()
 
 
-def test_sigterm_flushes_every_submitted_event(tmp_path: Path) -> None:
-    proc = _start("flag", str(tmp_path))
+@WRITERS
+def test_sigterm_flushes_every_submitted_event(tmp_path: Path, writer: list[str]) -> None:
+    proc = _start("flag", str(tmp_path), *writer)
     _wait_for_segments(tmp_path, 3)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -72,8 +77,9 @@ def test_sigterm_flushes_every_submitted_event(tmp_path: Path) -> None:
     assert ids == list(range(submitted))  # every one, none twice
 
 
-def test_sigint_through_install_signal_flush(tmp_path: Path) -> None:
-    proc = _start("handler", str(tmp_path))
+@WRITERS
+def test_sigint_through_install_signal_flush(tmp_path: Path, writer: list[str]) -> None:
+    proc = _start("handler", str(tmp_path), *writer)
     _wait_for_segments(tmp_path, 2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -84,8 +90,12 @@ def test_sigint_through_install_signal_flush(tmp_path: Path) -> None:
     assert attempted - 1 <= len(ids) <= attempted
 
 
-def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
-    proc = _start("kill", str(tmp_path))
+@WRITERS
+def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path, writer: list[str]) -> None:
+    proc = _start("kill", str(tmp_path), *writer)
+    assert proc.stdout is not None
+    helper_pid = proc.stdout.readline().strip()
+    assert (helper_pid != "None") == bool(writer)
     _wait_for_segments(tmp_path, 4)
     threading.Event().wait(0.5)
     killed_at = datetime.now(UTC)
@@ -98,6 +108,19 @@ def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
     assert newest >= killed_at - KILL_WINDOW, (newest, killed_at)
     # the reader is not confused by the temporary file a killed writer may leave
     assert RecordStore(tmp_path).check().ok
+    if writer:  # the helper saw the pipe close and left too
+        _wait_until_gone(int(helper_pid))
+
+
+def _wait_until_gone(pid: int) -> None:
+    pause = threading.Event()
+    for _ in range(1000):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        pause.wait(0.01)
+    raise AssertionError(f"process {pid} still runs 10 s after its parent was killed")
 
 
 def test_close_in_the_same_process_loses_nothing_under_load(tmp_path: Path) -> None:

@@ -167,3 +167,99 @@ def test_install_signal_flush_closes_then_exits(tmp_path: Path, make_event: Make
     finally:
         restore()
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+def test_record_takes_the_fields_of_an_event(tmp_path: Path, make_event: MakeEvent) -> None:
+    event = make_event(
+        "r1", inputs=[{"x": 1}, {"x": 2}], predictions=[0.25, [1, 2]], ids=["a", "b"]
+    )
+    by_event, by_fields = RecordWriter(tmp_path / "a"), RecordWriter(tmp_path / "b")
+    assert by_event.submit(event)
+    assert by_fields.record(
+        event.request_id, event.model, event.ref, event.role, event.inputs, event.predictions,
+        event.ids, event.latency_ms, event.degraded, event.reasons, event.event_time,
+    )  # fmt: skip
+    by_event.flush()
+    by_fields.flush()
+    rows_a = [{k: v for k, v in r.items() if k != "written_at"} for r in _rows(tmp_path / "a")]
+    rows_b = [{k: v for k, v in r.items() if k != "written_at"} for r in _rows(tmp_path / "b")]
+    assert rows_a == rows_b and json.loads(str(rows_a[1]["prediction"])) == [1, 2]
+
+
+def test_an_event_json_cannot_hold_is_dropped_alone(tmp_path: Path, make_event: MakeEvent) -> None:
+    writer = RecordWriter(tmp_path)
+    assert writer.submit(make_event("huge", predictions=[2**70]))
+    assert writer.submit(make_event("fine"))
+    assert writer.flush() == 1 and writer.dropped == 1
+    helped = RecordWriter(tmp_path / "helped", helper_process=True)  # encodes at submit
+    assert helped.submit(make_event("huge", predictions=[2**70])) is False
+    assert helped.dropped == 1 and helped.buffered == 0
+
+
+# -- the helper process (what `flotilla serve` uses) ----------------------------------------
+
+
+def test_helper_process_writes_what_the_thread_writes(
+    tmp_path: Path, make_event: MakeEvent
+) -> None:
+    clock = FakeClock(start=T0 + timedelta(seconds=3))
+    events = [
+        make_event(
+            "r1", inputs=[{"x": 1}, {"x": 2}], predictions=[0.25, "b"], ids=["u1", "u2"],
+            degraded=True, reasons=[{"ref": "churn@1", "reason": "timeout"}],
+            feature_times=[{"x": T0 - timedelta(seconds=30)}, {"x": "2026-03-01T11:59:00"}],
+        ),
+        make_event("bad", event_time="yesterday"),
+        make_event("r2", model="recs", event_time=T0 + timedelta(days=1)),
+    ]  # fmt: skip
+    results = {}
+    for mode in ("thread", "helper"):
+        writer = RecordWriter(tmp_path / mode, clock=clock, helper_process=mode == "helper")
+        with writer:
+            assert (writer.helper_pid is not None) == (mode == "helper")
+            for event in events:
+                writer.submit(event)
+            if mode == "helper":  # it keeps its own copy from the moment it accepts
+                events[0].inputs[0]["x"] = 99
+            assert writer.flush() == 3
+        assert writer.dropped == 1 and writer.helper_pid is None
+        results[mode] = sorted(_rows(tmp_path / mode), key=lambda r: (r["request_id"], r["row"]))
+    results["helper"][0]["inputs"] = results["helper"][0]["inputs"]
+    assert json.loads(str(results["helper"][0]["inputs"])) == {"x": 1}
+    events[0].inputs[0]["x"] = 1
+    assert results["helper"] == results["thread"]
+    assert results["helper"][0]["written_at"] == clock.now()
+
+
+def test_helper_write_failure_keeps_rows_for_retry(tmp_path: Path, make_event: MakeEvent) -> None:
+    blocker = tmp_path / "records"
+    blocker.write_text("a file where the folder should be")
+    with RecordWriter(blocker, flush_interval=60.0, helper_process=True) as writer:
+        writer.submit(make_event("r1"))
+        with pytest.raises(RecordsError, match="retried on the next flush"):
+            writer.flush()
+        blocker.unlink()
+        writer.submit(make_event("r2"))
+        assert writer.flush() == 2
+    assert sorted(str(r["request_id"]) for r in _rows(blocker)) == ["r1", "r2"]
+
+
+def test_a_dead_helper_is_replaced_and_loses_nothing(
+    tmp_path: Path, make_event: MakeEvent, caplog: pytest.LogCaptureFixture
+) -> None:
+    with RecordWriter(tmp_path, flush_interval=60.0, helper_process=True) as writer:
+        first = writer.helper_pid
+        assert first is not None
+        writer.submit(make_event("r1"))
+        assert writer.flush() == 1
+        os.kill(first, signal.SIGKILL)
+        writer.submit(make_event("r2"))
+        with caplog.at_level(logging.WARNING, logger="flotilla.records"):
+            assert writer.flush() == 1  # written in this process this once
+        assert "records helper process" in caplog.text
+        second = writer.helper_pid
+        assert second is not None and second != first
+        writer.submit(make_event("r3"))
+        assert writer.flush() == 1  # by the new helper
+    assert sorted(str(r["request_id"]) for r in _rows(tmp_path)) == ["r1", "r2", "r3"]
+    assert writer.dropped == 0

@@ -28,6 +28,12 @@ def serve(
     flush_interval: float = typer.Option(
         1.0, "--flush-interval", help="Seconds between flushes of prediction records to disk."
     ),
+    records_helper: bool = typer.Option(
+        True,
+        "--records-helper/--no-records-helper",
+        help="Convert and write prediction records in a helper process per worker, off the "
+        "serving process's interpreter lock (--no-records-helper: in a thread).",
+    ),
     monitor: bool = typer.Option(
         False, "--monitor", help="Evaluate the alert rules in the background (one worker)."
     ),
@@ -81,6 +87,7 @@ def serve(
     os.environ["FLOTILLA_MAX_BODY_BYTES"] = str(int(max_body_mb * 1024 * 1024))
     os.environ["FLOTILLA_RECORDS"] = "1" if records else "0"
     os.environ["FLOTILLA_FLUSH_INTERVAL"] = str(flush_interval)
+    os.environ["FLOTILLA_RECORDS_HELPER"] = "1" if records_helper else "0"
     if monitor:
         os.environ["FLOTILLA_MONITOR_INTERVAL"] = str(monitor_interval)
     else:

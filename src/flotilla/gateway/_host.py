@@ -124,8 +124,10 @@ class ModelHost:
         poll_interval_s: float = 1.0,
         inline_below_s: float = DEFAULT_INLINE_BELOW_S,
         processes: ProcessPool | None = None,
+        after_swap: Callable[[], Any] | None = None,
     ) -> None:
         self.source = source
+        self.after_swap = after_swap
         self.processes = processes
         self.inline_below_s = inline_below_s
         self.clock = clock
@@ -162,6 +164,8 @@ class ModelHost:
             if not force and version == self.state.version:
                 return False
             self.state = self._build(version)
+            if self.after_swap is not None:
+                self.after_swap()
             return True
 
     def _poll(self) -> None:

@@ -38,6 +38,7 @@ def create_app(
     shadow_capacity: int = 1000,
     shadow_threads: int = 4,
     monitor_interval_s: float | None = None,
+    freeze_gc: bool = False,
 ) -> Gateway:
     """Build the gateway ASGI app; models load when the server starts (ASGI lifespan).
 
@@ -73,6 +74,11 @@ def create_app(
         monitor_interval_s: when set (and the target is a workspace), the alert rules are
             evaluated in the background every this many seconds (``serve --monitor``) and the
             health gauges are exposed on this app's ``/metrics``.
+        freeze_gc: once the models are loaded (and after each reload), freeze the heap
+            out of the garbage collector's reach (:func:`gc.freeze`): full collections then
+            scan only what requests allocate, not the libraries and models (tens of
+            milliseconds with the loop stopped). ``flotilla serve`` turns it on; leave it
+            off when the app is embedded in a process of your own.
 
     Raises:
         ConfigError: a parameter is out of range.
@@ -126,6 +132,7 @@ def create_app(
         inline_below_s=inline_below_ms / 1000.0,
         processes=processes,
         monitor_interval_s=monitor_interval_s,
+        freeze_gc=freeze_gc,
         mirror=None
         if sink is None
         else ShadowMirror(
@@ -143,7 +150,8 @@ def factory() -> Gateway:
     Reads ``FLOTILLA_*`` settings, ``FLOTILLA_MAX_BODY_BYTES``, ``FLOTILLA_RECORDS``
     (``0`` turns prediction records off), ``FLOTILLA_MONITOR_INTERVAL`` (seconds; runs the
     monitor loop in this worker), ``FLOTILLA_FLUSH_INTERVAL`` (seconds between record
-    flushes, default 1), ``FLOTILLA_THREADS``, ``FLOTILLA_PROCESSES`` and
+    flushes, default 1), ``FLOTILLA_RECORDS_HELPER`` (``0`` writes records in a thread of
+    this process instead of a helper process), ``FLOTILLA_THREADS``, ``FLOTILLA_PROCESSES`` and
     ``FLOTILLA_INLINE_BELOW_MS`` (see ``create_app``) and ``PROMETHEUS_MULTIPROC_DIR``.
     """
     settings = Settings.from_env()
@@ -153,7 +161,8 @@ def factory() -> Gateway:
         from flotilla.records import RecordWriter
 
         flush = float(env.get("FLOTILLA_FLUSH_INTERVAL", "") or 1.0)
-        writer = RecordWriter(settings.records, flush_interval=flush)
+        helper = env.get("FLOTILLA_RECORDS_HELPER", "1") != "0"
+        writer = RecordWriter(settings.records, flush_interval=flush, helper_process=helper)
         writer.start()
         sink = writer
     default_inline_ms = DEFAULT_INLINE_BELOW_S * 1000
@@ -169,4 +178,5 @@ def factory() -> Gateway:
         monitor_interval_s=float(env["FLOTILLA_MONITOR_INTERVAL"])
         if env.get("FLOTILLA_MONITOR_INTERVAL")
         else None,
+        freeze_gc=True,
     )

@@ -327,21 +327,29 @@ class ShadowMirror:
             else:
                 self.stats.timeouts += 1
         _call(self.on_result, job, outcome, elapsed)
-        event = PredictionEvent(
-            request_id=job.request_id,
-            model=job.model,
-            ref=job.ref,
-            role="shadow",
-            inputs=job.records,
-            predictions=predictions,
-            ids=job.ids,
-            latency_ms=elapsed * 1000.0,
-            degraded=outcome != "ok",
-            reasons=reasons,
-            event_time=job.event_time,
-        )
         try:
-            accepted = self.sink.submit(event)
+            record = getattr(self.sink, "record", None)
+            if record is not None:  # a RecordWriter: no event object
+                accepted = record(
+                    job.request_id, job.model, job.ref, "shadow", job.records, predictions,
+                    job.ids, elapsed * 1000.0, outcome != "ok", reasons, job.event_time,
+                )  # fmt: skip
+            else:
+                accepted = self.sink.submit(
+                    PredictionEvent(
+                        request_id=job.request_id,
+                        model=job.model,
+                        ref=job.ref,
+                        role="shadow",
+                        inputs=job.records,
+                        predictions=predictions,
+                        ids=job.ids,
+                        latency_ms=elapsed * 1000.0,
+                        degraded=outcome != "ok",
+                        reasons=reasons,
+                        event_time=job.event_time,
+                    )
+                )
         except Exception:
             log.exception("could not submit the shadow record of %s", job.request_id)
             accepted = False

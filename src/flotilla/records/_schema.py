@@ -13,10 +13,14 @@ import pyarrow as pa
 from flotilla.records._event import PredictionEvent
 
 __all__ = [
+    "FIELDS",
     "OUTCOME_SCHEMA",
     "PREDICTION_SCHEMA",
     "dumps",
+    "encode_prediction",
+    "event_fields",
     "events_to_table",
+    "fields_to_table",
     "numeric_value",
 ]
 
@@ -121,18 +125,49 @@ def _pad(items: list[Any] | None, n: int) -> list[Any]:
 
 _Row = tuple[Any, ...]
 
+FIELDS = 12
+"""The fields of :class:`PredictionEvent`, in order: what ``RecordWriter.record`` takes."""
 
-def _event_rows(event: PredictionEvent) -> list[_Row]:
-    inputs, predictions = event.inputs, event.predictions
+
+def event_fields(event: PredictionEvent) -> tuple[Any, ...]:
+    """``event``'s fields as a tuple, in :class:`PredictionEvent`'s order."""
+    return (
+        event.request_id, event.model, event.ref, event.role, event.inputs, event.predictions,
+        event.ids, event.latency_ms, event.degraded, event.reasons, event.event_time,
+        event.feature_times,
+    )  # fmt: skip
+
+
+def encode_prediction(fields: tuple[Any, ...]) -> bytes:
+    """One prediction's fields (see :data:`FIELDS`) as JSON bytes.
+
+    The form a writer with a helper process buffers: a copy (the caller may change its lists
+    afterwards) that the garbage collector never scans however long it waits, and that
+    crosses to the helper as it is.
+
+    Raises:
+        TypeError: a value cannot be written as JSON (an integer beyond 64 bits, say); other
+            objects are written as their ``str``.
+    """
+    return orjson.dumps(fields, default=_default, option=_OPTS)
+
+
+def _fields_rows(fields: Any) -> list[_Row]:
+    if type(fields) is bytes:
+        fields = orjson.loads(fields)
+    if len(fields) != FIELDS:
+        raise TypeError(f"a prediction has {FIELDS} fields, not {len(fields)}")
+    request_id, model, ref, role, inputs, predictions, ids, latency, degraded, reasons = fields[:10]
+    when, times = fields[10], fields[11]
+    event_time = _as_time(when) if isinstance(when, str) else _aware(when)
+    if event_time is None:
+        raise ValueError(f"event_time {when!r} is not an ISO 8601 time")
     n = max(len(inputs), len(predictions))
     if len(inputs) != n or len(predictions) != n:
         inputs, predictions = _pad(inputs, n), _pad(predictions, n)
-    ids = event.ids if event.ids is not None and len(event.ids) >= n else _pad(event.ids, n)
-    times = event.feature_times
-    event_time = _aware(event.event_time)
-    request_id, model, ref, role = str(event.request_id), event.model, event.ref, event.role
-    latency, degraded = float(event.latency_ms), bool(event.degraded)
-    reasons = dumps(event.reasons) if event.reasons else "[]"
+    ids = ids if ids is not None and len(ids) >= n else _pad(ids, n)
+    request_id, latency, degraded = str(request_id), float(latency), bool(degraded)
+    reasons = dumps(reasons) if reasons else "[]"
     rows: list[_Row] = []
     for i in range(n):
         prediction, caller = predictions[i], ids[i]
@@ -160,6 +195,52 @@ def _event_rows(event: PredictionEvent) -> list[_Row]:
     return rows
 
 
+_ROW_ERRORS = (TypeError, ValueError, AttributeError, OverflowError, orjson.JSONDecodeError)
+
+
+def fields_to_table(
+    items: Iterable[Any], written_at: datetime, *, chunk: int = 4096
+) -> tuple[pa.Table, list[tuple[int, str, Exception]]]:
+    """Expand predictions to one row per (request, row index), stamped with ``written_at``.
+
+    Each item is a prediction's fields (a sequence in :data:`FIELDS` order, ``event_time``
+    a datetime or ISO text) or :func:`encode_prediction`'s bytes of them. Items are expanded
+    ``chunk`` at a time so the Python objects of one conversion die young. Returns the
+    table and, for each item that could not be expanded (e.g. ``inputs`` that is not a
+    list), its position, request id and error; those rows are left out so one bad
+    prediction never fails a batch.
+    """
+    tables: list[pa.Table] = []
+    bad: list[tuple[int, str, Exception]] = []
+    rows: list[_Row] = []
+    for k, item in enumerate(items):
+        try:
+            rows.extend(_fields_rows(item))
+        except _ROW_ERRORS as exc:
+            bad.append((k, _request_id(item), exc))
+        if len(rows) >= chunk:
+            tables.append(_table(rows, written_at))
+            rows = []
+    if rows or not tables:
+        tables.append(_table(rows, written_at))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    return table, bad
+
+
+def _table(rows: list[_Row], written_at: datetime) -> pa.Table:
+    n = len(rows)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in _ROW_NAMES]
+    arrays = {
+        name: pa.array(values, type=PREDICTION_SCHEMA.field(name).type)
+        for name, values in zip(_ROW_NAMES, columns, strict=True)
+    }
+    arrays["written_at"] = pa.array([_aware(written_at)] * n, type=_TS)
+    return pa.table([arrays[f.name] for f in PREDICTION_SCHEMA], schema=PREDICTION_SCHEMA)
+
+
+_ROW_NAMES = [f.name for f in PREDICTION_SCHEMA if f.name != "written_at"]
+
+
 def events_to_table(
     events: Iterable[PredictionEvent], written_at: datetime
 ) -> tuple[pa.Table, list[tuple[PredictionEvent, Exception]]]:
@@ -168,20 +249,14 @@ def events_to_table(
     Returns the table and the events that could not be expanded (e.g. ``inputs`` that is not
     a list), each with its error; those rows are left out so one bad event never fails a batch.
     """
-    names = [f.name for f in PREDICTION_SCHEMA if f.name != "written_at"]
-    rows: list[_Row] = []
-    bad: list[tuple[PredictionEvent, Exception]] = []
-    for event in events:
-        try:
-            rows.extend(_event_rows(event))
-        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-            bad.append((event, exc))
-    n = len(rows)
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    arrays = {
-        name: pa.array(list(values), type=PREDICTION_SCHEMA.field(name).type)
-        for name, values in zip(names, columns, strict=True)
-    }
-    arrays["written_at"] = pa.array([_aware(written_at)] * n, type=_TS)
-    table = pa.table([arrays[f.name] for f in PREDICTION_SCHEMA], schema=PREDICTION_SCHEMA)
-    return table, bad
+    listed = list(events)
+    table, bad = fields_to_table((event_fields(e) for e in listed), written_at)
+    return table, [(listed[k], exc) for k, _, exc in bad]
+
+
+def _request_id(item: Any) -> str:
+    try:
+        fields = orjson.loads(item) if type(item) is bytes else item
+        return str(fields[0])
+    except Exception:
+        return "?"

@@ -8,6 +8,7 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -17,7 +18,8 @@ import pyarrow as pa
 from flotilla.clock import SystemClock
 from flotilla.errors import ConfigError, RecordsError
 from flotilla.records._event import PredictionEvent
-from flotilla.records._schema import events_to_table
+from flotilla.records._helper import HelperGone, RecordsHelper, problem
+from flotilla.records._schema import encode_prediction, event_fields, fields_to_table
 from flotilla.records._segments import write_partitioned
 from flotilla.types import Clock
 
@@ -38,10 +40,13 @@ def _positive(name: str, value: float, *, integer: bool = False) -> None:
 class RecordWriter:
     """Buffer prediction events and flush them to Parquet segments from a background thread.
 
-    ``submit`` never blocks the request path: it appends to a bounded in-memory buffer and
-    returns ``False`` (counting the drop in ``dropped`` and calling ``on_drop``) when the buffer
-    holds ``capacity`` events. A daemon thread started by :meth:`start` flushes every
-    ``flush_interval`` seconds, or sooner when ``max_rows`` events wait, into segments
+    ``submit`` never blocks the request path: it appends the event's fields to a bounded
+    in-memory buffer (with a helper process, their JSON bytes: a copy the garbage collector
+    never scans) and returns ``False`` (counting the drop in ``dropped`` and calling
+    ``on_drop``) when the buffer holds ``capacity`` events or, with a helper process, when
+    the event cannot be written as JSON. A daemon thread started by
+    :meth:`start` flushes every ``flush_interval`` seconds, or sooner when ``max_rows`` events
+    wait, into segments
     ``predictions/model=<m>/date=<YYYY-MM-DD>/part-<time>-<uuid>.parquet`` written atomically.
     :meth:`close` drains everything (call it on shutdown, or use
     :func:`install_signal_flush`); a process killed with SIGKILL loses at most the events
@@ -54,6 +59,10 @@ class RecordWriter:
         capacity: the most events the buffer holds before ``submit`` drops.
         clock: wall clock for ``written_at`` and file names (default the system clock).
         on_drop: called with the number of events dropped (e.g. a Prometheus counter's ``inc``).
+        helper_process: convert and write the segments in a spawned helper process (started
+            by :meth:`start`), so this process spends no interpreter time on them: what a
+            server wants (``flotilla serve`` turns it on). When the helper dies, that flush
+            is written here and a new helper is started for the next one.
 
     Attributes:
         dropped: events dropped so far (buffer full, writer closed, or not expandable; after
@@ -77,6 +86,7 @@ class RecordWriter:
         capacity: int = 200_000,
         clock: Clock | None = None,
         on_drop: Callable[[int], Any] | None = None,
+        helper_process: bool = False,
     ) -> None:
         _positive("flush_interval", flush_interval)
         _positive("max_rows", max_rows, integer=True)
@@ -89,8 +99,10 @@ class RecordWriter:
         self.on_drop = on_drop
         self.dropped = 0
         self.written = 0
-        self._buffer: deque[PredictionEvent] = deque()
-        self._pending: pa.Table | None = None
+        self.helper_process = helper_process
+        self._helper: RecordsHelper | None = None
+        self._buffer: deque[Any] = deque()  # field tuples, or their JSON bytes for a helper
+        self._pending: list[Any] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
@@ -105,17 +117,56 @@ class RecordWriter:
         return len(self._buffer)
 
     @property
+    def helper_pid(self) -> int | None:
+        """The helper process's id while one runs (``helper_process=True``), else ``None``."""
+        return None if self._helper is None else self._helper.pid
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` has been called."""
         return self._closed
 
     def submit(self, event: PredictionEvent) -> bool:
         """Queue one event for writing; never blocks. Returns ``False`` when it was dropped."""
+        return self.record(*event_fields(event))
+
+    def record(
+        self,
+        request_id: str,
+        model: str,
+        ref: str,
+        role: str,
+        inputs: list[Any],
+        predictions: list[Any],
+        ids: list[Any] | None,
+        latency_ms: float,
+        degraded: bool,
+        reasons: list[Any],
+        event_time: datetime,
+        feature_times: list[Any] | None = None,
+    ) -> bool:
+        """:meth:`submit` for the fields of a :class:`PredictionEvent`, without building one.
+
+        What the gateway calls once per answered request: no event object is built (with a
+        helper process, the fields are encoded to JSON bytes here, a microsecond or so for
+        one row). Never blocks; ``False`` when dropped.
+        """
         buffer = self._buffer
         if self._closed or len(buffer) >= self.capacity:
             self._drop(1, "the writer is closed" if self._closed else "the buffer is full")
             return False
-        buffer.append(event)
+        fields = (
+            request_id, model, ref, role, inputs, predictions, ids, latency_ms, degraded,
+            reasons, event_time, feature_times,
+        )  # fmt: skip
+        if self.helper_process:
+            try:
+                buffer.append(encode_prediction(fields))
+            except TypeError as exc:  # orjson's JSONEncodeError, e.g. an int beyond 64 bits
+                self._drop(1, f"event {request_id!r} could not be recorded ({exc})")
+                return False
+        else:
+            buffer.append(fields)
         if len(buffer) >= self.max_rows and not self._wake.is_set():
             self._wake.set()
         return True
@@ -124,6 +175,8 @@ class RecordWriter:
         """Start the background flush thread (idempotent) and return ``self``."""
         if self._closed:
             raise RecordsError("This RecordWriter is closed. Create a new one to write again.")
+        if self.helper_process and self._helper is None:
+            self._helper = RecordsHelper(self.root).start()
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="flotilla-records-writer", daemon=True
@@ -142,7 +195,7 @@ class RecordWriter:
         written = 0
         with self._flush_lock:
             remaining = len(self._buffer)  # events that arrive meanwhile wait for the next one
-            while remaining > 0 or self._pending is not None:
+            while remaining > 0 or self._pending:
                 events = self._take(min(self.max_rows, remaining))
                 remaining -= len(events)
                 written += self._write(events)
@@ -158,7 +211,12 @@ class RecordWriter:
         if self._thread is not None:
             self._thread.join(timeout)
         atexit.unregister(self.close)
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            if self._helper is not None:
+                self._helper.close()
+                self._helper = None
 
     def __enter__(self) -> RecordWriter:
         return self.start()
@@ -168,38 +226,47 @@ class RecordWriter:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _take(self, limit: int) -> list[PredictionEvent]:
+    def _take(self, limit: int) -> list[Any]:
         buffer = self._buffer
         n = min(limit, len(buffer))
         return [buffer.popleft() for _ in range(n)]
 
-    def _write(self, events: list[PredictionEvent]) -> int:
+    def _write(self, items: list[Any]) -> int:
         now = self.clock.now()
-        table, bad = events_to_table(events, now)
-        for event, exc in bad:
-            self._drop(1, f"event {event.request_id!r} could not be recorded ({exc})")
-        if self._pending is not None:
-            table = pa.concat_tables([self._pending, table])
-            self._pending = None
+        if self._pending:
+            items, self._pending = self._pending + items, []
         try:
-            write_partitioned(self.root, "predictions", table, "event_time", now=now)
-        except (OSError, pa.ArrowException) as exc:
-            self._keep_for_retry(table)
+            rows, bad = self._convert_and_write(items, now)
+        except (OSError, pa.ArrowException, RecordsError) as exc:
+            self._keep_for_retry(items)
             raise RecordsError(
                 f"Prediction records could not be written under {self.root} ({exc}). "
                 "Check that the folder is writable and the disk is not full; the rows are "
                 "kept in memory and retried on the next flush."
             ) from exc
-        rows = int(table.num_rows)
+        for message in bad:
+            self._drop(1, message)
         self.written += rows
         return rows
 
-    def _keep_for_retry(self, table: pa.Table) -> None:
-        excess = table.num_rows - self.capacity
+    def _convert_and_write(self, items: list[Any], now: datetime) -> tuple[int, list[str]]:
+        helper = self._helper
+        if helper is not None:
+            try:
+                return helper.write(items, now)
+            except HelperGone as exc:
+                logger.warning("%s Writing this flush here and starting a new helper.", exc)
+                self._helper = None if self._closed else _restart(self.root)
+        table, bad = fields_to_table(items, now)
+        write_partitioned(self.root, "predictions", table, "event_time", now=now)
+        return int(table.num_rows), [problem(rid, exc) for _, rid, exc in bad]
+
+    def _keep_for_retry(self, items: list[Any]) -> None:
+        excess = len(items) - self.capacity
         if excess > 0:
-            table = table.slice(excess)
+            items = items[excess:]
             self._drop(excess, "writes keep failing and the retry buffer is full")
-        self._pending = table
+        self._pending = items
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -232,6 +299,14 @@ class RecordWriter:
             )
             self._last_log = now
             self._unlogged = 0
+
+
+def _restart(root: Path) -> RecordsHelper | None:
+    try:
+        return RecordsHelper(root).start()
+    except Exception:  # e.g. no more processes allowed: write in this process from now on
+        logger.exception("Could not start a new records helper process; writing here instead.")
+        return None
 
 
 def install_signal_flush(
