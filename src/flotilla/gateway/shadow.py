@@ -3,9 +3,10 @@
 :class:`ShadowMirror` owns a bounded queue and ``concurrency`` worker threads. The gateway
 calls :meth:`ShadowMirror.offer` *after* the live answer has been sent; ``offer`` never
 blocks: it samples the request (deterministically, by request id), then either queues the
-job or drops it and counts the drop when the queue is full. A worker runs the shadow's
-``predict`` in its own daemon thread and waits at most ``deadline_s``: a shadow that hangs
-is abandoned (counted as ``timeout``), one that raises is recorded as ``error``, and either
+job or drops it and counts the drop when the queue is full. A worker hands the shadow's
+``predict`` to a pooled call thread (a :class:`~flotilla.gateway._pool.ModelPool`) and
+waits at most ``deadline_s``: a shadow that hangs is abandoned (counted as ``timeout``; its
+thread is replaced while it hangs), one that raises is recorded as ``error``, and either
 way the prediction record goes to the sink with role ``shadow`` and the live request's id.
 
 How the gateway wires it (after ``send_bytes`` of the live response, next to the live
@@ -22,6 +23,7 @@ writer is closed, so the last shadow records are flushed too.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import queue
@@ -33,6 +35,7 @@ from typing import Any, Literal, Protocol
 
 from flotilla.clock import SystemClock
 from flotilla.errors import ConfigError
+from flotilla.gateway._pool import ModelPool
 from flotilla.records import PredictionEvent
 from flotilla.types import Clock, Predictor, Record
 
@@ -185,6 +188,11 @@ class ShadowMirror:
         self.stats = ShadowStats()
         self._queue: queue.Queue[ShadowJob | None] = queue.Queue(maxsize=capacity)
         self._workers: list[threading.Thread] = []
+        # calls run here, so a worker can stop waiting at the deadline; pooled threads, not
+        # one new thread per call (about 100 us of interpreter time each)
+        self._calls = ModelPool(
+            concurrency, max_abandoned=self.max_abandoned, name="flotilla-shadow-call"
+        )
         self._lock = threading.Lock()
         self._abandoned = 0
         self._closed = False
@@ -247,6 +255,7 @@ class ShadowMirror:
                 break
         for worker in self._workers:
             worker.join(timeout)
+        self._calls.shutdown(wait=False)
         while True:
             try:
                 job = self._queue.get_nowait()
@@ -282,30 +291,26 @@ class ShadowMirror:
         if self._abandoned >= self.max_abandoned:
             self._drop(job)
             return
-        box: dict[str, Any] = {}
-        done = threading.Event()
-
-        def call() -> None:
-            try:
-                box["out"] = list(job.predictor.predict(job.records))
-            except BaseException as exc:
-                box["exc"] = exc
-            finally:
-                with self._lock:
-                    done.set()
-                    if box.get("abandoned"):
-                        self._abandoned -= 1
-
         start = self.clock.monotonic()
-        threading.Thread(target=call, name="flotilla-shadow-call", daemon=True).start()
-        finished = done.wait(self.deadline_s)
+        future = self._calls.submit(_predict, job.predictor, job.records)
+        box: dict[str, Any] | None = {}
+        try:
+            box = {"out": future.result(timeout=self.deadline_s)}
+        except concurrent.futures.TimeoutError:
+            box = None
+        except BaseException as exc:  # the shadow raised: recorded as ``error``
+            box = {"exc": exc}
         elapsed = self.clock.monotonic() - start
-        with self._lock:  # the call thread sets ``done`` under the same lock
-            finished = done.is_set()
-            if not finished:
-                box["abandoned"] = True
+        if box is None:
+            with self._lock:
                 self._abandoned += 1
-        self._record(job, box if finished else None, elapsed)
+            self._calls.abandon(future)  # its thread is replaced while it hangs
+            future.add_done_callback(self._settled)
+        self._record(job, box, elapsed)
+
+    def _settled(self, _future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._abandoned -= 1
 
     def _record(self, job: ShadowJob, box: dict[str, Any] | None, elapsed: float) -> None:
         n = len(job.records)
@@ -356,6 +361,10 @@ class ShadowMirror:
         if not accepted:
             with self._lock:
                 self.stats.unrecorded += 1
+
+
+def _predict(predictor: Predictor, records: list[Record]) -> list[Any]:
+    return list(predictor.predict(records))
 
 
 def _call(callback: Callable[..., Any] | None, *args: Any) -> None:
