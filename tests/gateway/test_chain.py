@@ -70,3 +70,14 @@ def test_describe_reports_status() -> None:
     described = served(Failing(StepFailure("error"))).describe()
     assert described["status"] == "ok"
     assert [s["role"] for s in described["chain"]] == ["live", "static"]
+
+
+def test_loop_slack_shortens_each_budget_up_to_a_tenth_of_the_deadline() -> None:
+    live = Failing(StepFailure("timeout"))
+    model = served(live)
+    asyncio.run(model.answer([{}], 100.0, FakeClock(), slack_s=0.002))
+    asyncio.run(model.answer([{}], 100.0, FakeClock(), slack_s=1.0))  # capped: 5 ms of 50
+    assert live.deadlines == [
+        100.0 + 0.05 - 0.002 - 0.01,
+        100.0 + 0.05 - 0.005 - 0.01,
+    ]

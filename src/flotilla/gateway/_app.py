@@ -29,6 +29,7 @@ from flotilla.gateway._http import (
     send_bytes,
     send_json,
 )
+from flotilla.gateway._lag import LoopLag
 from flotilla.gateway._process import ProcessPool
 from flotilla.gateway._v1 import (
     RequestError,
@@ -137,6 +138,7 @@ class Gateway:
         self.startup_error: str = ""
         self.mounts: dict[str, ASGIApp] = {}
         self.request_ids = RequestIds()
+        self.loop_lag = LoopLag()
         self.outcomes: OutcomeStore | None = None
         self.monitor_interval_s = monitor_interval_s
         self.monitor: MonitorLoop | None = None
@@ -211,6 +213,7 @@ class Gateway:
 
         def publish_metrics() -> None:  # on the loop's thread, like every tally update
             nonlocal ticker
+            self.metrics.loop_lag.set(self.loop_lag.slack_s)
             self.metrics.flush()
             ticker = loop.call_later(_METRICS_FLUSH_S, publish_metrics)
 
@@ -225,10 +228,12 @@ class Gateway:
                     await send({"type": "lifespan.startup.failed", "message": text})
                     return
                 ticker = loop.call_later(_METRICS_FLUSH_S, publish_metrics)
+                self.loop_lag.start(loop)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if ticker is not None:
                     ticker.cancel()
+                self.loop_lag.stop()
                 self.metrics.flush()
                 await loop.run_in_executor(None, self.stop)
                 await send({"type": "lifespan.shutdown.complete"})
@@ -335,7 +340,7 @@ class Gateway:
         metrics = served.metrics
         metrics.in_flight.inc()
         try:
-            answer = await served.answer(instances, start, self.clock)
+            answer = await served.answer(instances, start, self.clock, self.loop_lag.slack_s)
         finally:
             metrics.in_flight.dec()
         metrics.served(answer.step.role)

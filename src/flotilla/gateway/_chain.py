@@ -120,10 +120,17 @@ class ServedModel:
         """Whether every model step of the chain loaded."""
         return all(step.loaded for step in self.steps)
 
-    async def answer(self, records: list[Record], start: float, clock: Clock) -> Answer:
-        """Run the chain: each step gets the deadline minus its reserve; static never fails."""
+    async def answer(
+        self, records: list[Record], start: float, clock: Clock, slack_s: float = 0.0
+    ) -> Answer:
+        """Run the chain: each step gets the deadline minus its reserve; static never fails.
+
+        ``slack_s`` (how late the event loop runs its timers now, see
+        :class:`~flotilla.gateway._lag.LoopLag`) shortens every budget too, by at most
+        10% of the deadline, so that a late timer still lets the chain answer in time.
+        """
         reasons: list[dict[str, str]] = []
-        deadline = start + self.deadline_s
+        deadline = start + self.deadline_s - min(slack_s, _MAX_SLACK_SHARE * self.deadline_s)
         metrics = self.metrics
         for step in self.steps:
             began = clock.monotonic()
@@ -168,6 +175,9 @@ class ServedModel:
             "chain": [s.describe() for s in self.steps],
             "shadows": [s.describe() for s in self.shadows],
         }
+
+
+_MAX_SLACK_SHARE = 0.1
 
 
 def budget_reserves(deadline_s: float, kinds: list[str]) -> list[float]:

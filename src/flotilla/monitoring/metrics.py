@@ -285,6 +285,13 @@ class GatewayMetrics:
             ["model"],
             registry=reg,
         )
+        self.loop_lag = Gauge(
+            "flotilla_event_loop_lag_seconds",
+            "How late the event loop ran its timers, worst of the last second; model steps' "
+            "budgets are shortened by it (up to 10% of the deadline).",
+            multiprocess_mode="max",
+            registry=reg,
+        )
         self._models: dict[str, ModelMetrics] = {}
         self._tallies: list[_Flushable] = []
 

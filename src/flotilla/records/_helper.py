@@ -185,7 +185,8 @@ def _serve(conn: Connection, root: str) -> None:  # pragma: no cover - runs in t
                 write_partitioned(folder, "predictions", table, "event_time", now=now)
         finally:
             del items
-            gc.collect()  # whatever cycles a library made meanwhile (frozen heap: cheap)
+            gc.collect()  # whatever cycles a library made meanwhile, then only the new
+            gc.freeze()  # survivors are scanned next time
         return int(table.num_rows), [problem(rid, exc) for _, rid, exc in bad]
 
     while True:
