@@ -9,7 +9,9 @@ Run: ``.venv/bin/python bench/overhead.py [--seconds 12] [--rounds 4]``. One inv
   ``gbm@1 -> gbm-lite@1 -> static``, with prediction records on and off (the model's
   microsecond calls run on the event loop, as learned at load), and with
   ``--inline-below-ms 0`` (every call through the thread pool, for comparison);
-- mlflow's scoring server: skipped unless mlflow is installed (it is not a dependency).
+- mlflow's scoring server (``mlflow models serve --env-manager local``) on the same ONNX
+  model wrapped as a pyfunc, when mlflow is installed (the optional ``bench`` extra; it is not
+  a dependency), else skipped and said so.
 
 All servers run at once (idle when not measured) and the load visits them in interleaved
 rounds (``--rounds``), so a noisy, shared machine slows every server alike. Load comes from a
@@ -142,10 +144,53 @@ def metrics_cost_us(n: int = 50_000) -> float:
     return (time.perf_counter() - began) / n * 1e6
 
 
-def _phase(port: int, path: str, concurrency: int, seconds: float) -> dict[str, Any]:
-    spec = [{"path": path, "body": BODY}]
+MLFLOW = "mlflow models serve (pyfunc + onnxruntime)"
+MLFLOW_BODY = json.dumps({"dataframe_records": [ROW]})
+MLFLOW_WRAPPER = """
+import mlflow.pyfunc
+import numpy as np
+
+
+class OnnxGbm(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(
+            context.artifacts["model"], providers=["CPUExecutionProvider"]
+        )
+        self.input = self.session.get_inputs()[0].name
+
+    def predict(self, context, model_input, params=None):
+        x = np.asarray(model_input[%r].to_numpy(), dtype=np.float32)
+        return self.session.run(None, {self.input: x})[1][:, 1]
+"""
+
+
+def save_mlflow_model(folder: Path, gbm: Path) -> Path:
+    """The ONNX GBM as an mlflow pyfunc model (the wrapper's code travels with it)."""
+    import mlflow.pyfunc
+
+    code = folder / "mlflow_onnx_gbm.py"
+    code.write_text(MLFLOW_WRAPPER % (FIELDS,))
+    sys.path.insert(0, str(folder))
+    from mlflow_onnx_gbm import OnnxGbm  # type: ignore[import-not-found]
+
+    target = folder / "mlflow-model"
+    mlflow.pyfunc.save_model(
+        str(target),
+        python_model=OnnxGbm(),
+        artifacts={"model": str(gbm)},
+        code_paths=[str(code)],
+    )
+    return target
+
+
+def _phase(
+    port: int, path: str, concurrency: int, seconds: float, body: str = BODY
+) -> dict[str, Any]:
+    spec = [{"path": path, "body": body}]
     if concurrency > 1:
-        found = wrk_load(port, path, BODY, concurrency=concurrency, seconds=seconds)
+        found = wrk_load(port, path, body, concurrency=concurrency, seconds=seconds)
         if found is not None:
             return found
     return python_load(port, spec, concurrency=concurrency, seconds=seconds)
@@ -168,7 +213,7 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure(
-    servers: dict[str, tuple[int, str]], seconds: float, rounds: int
+    servers: dict[str, tuple[int, str, str]], seconds: float, rounds: int
 ) -> dict[str, dict[str, Any]]:
     """Interleave short phases of every server, ``rounds`` times, so machine noise is shared."""
     parts: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -176,9 +221,9 @@ def measure(
     }
     step = max(2.0, seconds / rounds)
     for r in range(rounds):
-        for name, (port, path) in servers.items():
-            parts[name]["c1"].append(_phase(port, path, 1, step))
-            parts[name]["c32"].append(_phase(port, path, 32, step))
+        for name, (port, path, body) in servers.items():
+            parts[name]["c1"].append(_phase(port, path, 1, step, body))
+            parts[name]["c32"].append(_phase(port, path, 32, step, body))
         print(f"  round {r + 1}/{rounds} done")
     return {
         name: {conc: summarize(_merge(runs)) for conc, runs in by_conc.items()}
@@ -231,7 +276,7 @@ def main() -> None:
             ),
         ]
         procs = []
-        ports: dict[str, tuple[int, str]] = {}
+        ports: dict[str, tuple[int, str, str]] = {}
         try:
             for name, cmd, path, is_floor in servers:
                 port = free_port()
@@ -241,13 +286,26 @@ def main() -> None:
                     main_call = "from flotilla.cli.main import main; main()"
                     full = [sys.executable, "-c", main_call, *cmd, "--port", str(port)]
                 procs.append(start_server(full, port, env=env))
-                ports[name] = (port, path)
+                ports[name] = (port, path, BODY)
+            if importlib.util.find_spec("mlflow") is None:
+                results["mlflow"] = "skipped: mlflow is not installed (pip install mlflow)"
+            else:
+                console.print("saving the model for mlflow's scoring server ...")
+                model_dir = save_mlflow_model(folder, gbm)
+                port = free_port()
+                cmd = [
+                    *(sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir)),
+                    *("--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)),
+                ]
+                # mlflow starts its server by name (uvicorn or gunicorn) from PATH
+                bin_dir = str(Path(sys.executable).parent)
+                ml_env = {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
+                procs.append(start_server(cmd, port, env=ml_env, ready_path="/ping"))
+                ports[MLFLOW] = (port, "/invocations", MLFLOW_BODY)
             results.update(measure(ports, args.seconds, args.rounds))
         finally:
             for proc in procs:
                 stop_server(proc)
-        if importlib.util.find_spec("mlflow") is None:
-            results["mlflow"] = "skipped: mlflow is not installed (pip install mlflow)"
     results["metrics_cost_us_per_request"] = metrics_cost_us()
     report(console, results, Table)
 
@@ -279,14 +337,23 @@ def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
     floor = results[FLOOR]
     ratios = {}
     for name in names[1:]:
+        if name == MLFLOW:
+            continue
         for conc in ("c1", "c32"):
             ratios[f"{name} / floor req/s at c{conc[1:]}"] = (
                 results[name][conc]["rps"] / floor[conc]["rps"]
             )
+    if isinstance(results.get(MLFLOW), dict):
+        for name in names[1:]:
+            if name.startswith("flotilla"):
+                ratios[f"{name} / mlflow req/s at c32 (target >= 30x)"] = (
+                    results[name]["c32"]["rps"] / results[MLFLOW]["c32"]["rps"]
+                )
     results["ratios"] = ratios
     for label, value in ratios.items():
         console.print(f"{label}: {value:.2f}x")
-    console.print(f"mlflow: {results.get('mlflow', 'measured')}")
+    if not isinstance(results.get(MLFLOW), dict):
+        console.print(f"mlflow: {results.get('mlflow', 'not measured')}")
     console.print(
         f"metric updates per request: {results['metrics_cost_us_per_request']:.2f} us (in-process)"
     )

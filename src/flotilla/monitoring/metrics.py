@@ -287,8 +287,8 @@ class GatewayMetrics:
         )
         self.loop_lag = Gauge(
             "flotilla_event_loop_lag_seconds",
-            "How late the event loop ran its timers, worst of the last second; model steps' "
-            "budgets are shortened by it (up to 10% of the deadline).",
+            "Slack taken off model steps' budgets (up to 10% of the deadline): 1.5x the "
+            "event loop's worst timer lateness over the last second.",
             multiprocess_mode="max",
             registry=reg,
         )
