@@ -2,14 +2,16 @@
 
 Run: ``.venv/bin/python bench/shadow_cost.py [--seconds 8]``. One invocation registers two
 tiny python models, ``live`` (sleeps ``--live-ms``, default 2 ms) and ``slow`` (sleeps ten
-times as long), and serves the same live model with ``flotilla serve`` (records on) twice:
+times as long), and serves the live model with one ``flotilla serve`` (records on) whose
+deployment flips, ``--rounds`` times, between
 
 - baseline: deployment ``live@1 -> static``, no shadow;
 - shadowed: the same chain plus ``shadows: [{ref: live@2, sample: 1.0}]`` (live@2 is the slow
   model registered as a second version of the same model).
 
 Load comes from a separate process (closed loop, concurrency 1 and 8, each request's own
-latency). Target (issue 4): live p99 with the shadow at most 5% higher than without.
+latency), pooled per mode over the interleaved rounds so that the machine's drift hits both.
+Target (issue 4): live p99 with the shadow at most 5% higher than without.
 
 It also runs an in-process check that needs no gateway support: a loop that calls the live
 model and then ``ShadowMirror.offer`` (as the gateway would after answering), against the same
@@ -123,20 +125,46 @@ def gateway_mirrors(home: Path, env: dict[str, str]) -> bool:
     return shadow_records(home) > 0
 
 
-def run_phase(home: Path, env: dict[str, str], seconds: float) -> dict[str, Any]:
-    """Serve, warm up, then measure at concurrency 1 and 8."""
+def interleaved(home: Path, env: dict[str, str], seconds: float, rounds: int) -> dict[str, Any]:
+    """One server; the deployment flips between no shadow and shadow ``rounds`` times.
+
+    Each flip is a new deployment revision, picked up by the running server within 2 s
+    (waited for). Latencies of the same mode and concurrency are pooled over the rounds, so
+    the machine's drift during the run hits both modes alike.
+    """
     proc, port = serving(home, env)
+    spec = [{"path": PATH, "body": BODY}]
+    pooled: dict[str, dict[str, list[dict[str, Any]]]] = {
+        mode: {"c1": [], "c8": []} for mode in ("no_shadow", "shadow")
+    }
+    step = max(2.0, seconds / rounds)
     try:
-        python_load(port, [{"path": PATH, "body": BODY}], concurrency=2, seconds=1.0)
-        rows = {}
-        for c in (1, 8):
-            result = python_load(
-                port, [{"path": PATH, "body": BODY}], concurrency=c, seconds=seconds
-            )
-            rows[f"c{c}"] = summarize(result)
-        return rows
+        python_load(port, spec, concurrency=2, seconds=1.0)  # warm-up
+        for r in range(rounds):
+            for mode in ("no_shadow", "shadow"):
+                deploy(home, shadow=mode == "shadow")
+                time.sleep(2.5)  # the server follows new revisions within 2 s
+                for c in (1, 8):
+                    pooled[mode][f"c{c}"].append(
+                        python_load(port, spec, concurrency=c, seconds=step)
+                    )
+            print(f"  round {r + 1}/{rounds} done", flush=True)
     finally:
         stop_server(proc)
+    return {
+        mode: {conc: summarize(_pool(runs)) for conc, runs in by_conc.items()}
+        for mode, by_conc in pooled.items()
+    }
+
+
+def _pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "requests": sum(r["requests"] for r in runs),
+        "seconds": sum(r["seconds"] for r in runs),
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "client": runs[0]["client"],
+        "latencies_ms": [x for r in runs for x in r["latencies_ms"]],
+    }
 
 
 class _CountingSink:
@@ -198,8 +226,11 @@ def in_process(seconds: float, live_ms: float) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
+    parser.add_argument(
+        "--seconds", type=float, default=8.0, help="seconds per mode and concurrency, all rounds"
+    )
     parser.add_argument("--live-ms", type=float, default=2.0, help="the live model's latency")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per mode")
     args = parser.parse_args()
     results: dict[str, Any] = {"seconds_per_phase": args.seconds, "live_ms": args.live_ms}
     with tempfile.TemporaryDirectory(prefix="flotilla-shadow-bench-") as tmp:
@@ -216,12 +247,12 @@ def main() -> None:
             results["live_records"] = shadow_records(home, "live")
             report(results)
             return
-        deploy(home, shadow=False)
-        print("phase 1/2: no shadow ...", flush=True)
-        results["no_shadow"] = run_phase(home, env, args.seconds)
-        deploy(home, shadow=True)
-        print("phase 2/2: shadow at sample 1.0, 10x slower than live ...", flush=True)
-        results["shadow"] = run_phase(home, env, args.seconds)
+        print(
+            f"serving; {args.rounds} rounds of no shadow / shadow at sample 1.0, 10x slower "
+            "than live ...",
+            flush=True,
+        )
+        results.update(interleaved(home, env, args.seconds, args.rounds))
         results["shadow_records"] = shadow_records(home)
     report(results)
 

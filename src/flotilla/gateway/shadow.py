@@ -74,7 +74,7 @@ def sampled(request_id: str, sample: float) -> bool:
     return int.from_bytes(digest, "big") / _SCALE < sample
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs microseconds on every request
 class ShadowJob:
     """One request to mirror to one shadow.
 
@@ -230,12 +230,12 @@ class ShadowMirror:
         if not sampled(job.request_id, job.sample):
             self.stats.skipped += 1
             return False
-        if self._closed:
+        if self._closed or self._queue.qsize() >= self.capacity:  # no exception when full
             self._drop(job)
             return False
         try:
             self._queue.put_nowait(job)
-        except queue.Full:
+        except queue.Full:  # filled up since the check
             self._drop(job)
             return False
         return True
