@@ -68,7 +68,12 @@ def _freeze_heap() -> None:
 
 
 class PredictionSink(Protocol):
-    """Where answered requests go after the response (``flotilla.records.RecordWriter``)."""
+    """Where answered requests go after the response (``flotilla.records.RecordWriter``).
+
+    A sink that also has ``record(*fields)`` (the twelve fields of a ``PredictionEvent`` in
+    order, as ``RecordWriter.record`` takes them) gets that call instead, and no event object
+    is built on the request path.
+    """
 
     def submit(self, event: PredictionEvent) -> bool:
         """Queue one event without blocking; ``False`` when it was dropped."""

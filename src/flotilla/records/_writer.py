@@ -66,7 +66,7 @@ class RecordWriter:
 
     Attributes:
         dropped: events dropped so far (buffer full, writer closed, or not expandable; after
-            repeated write failures, rows beyond ``capacity`` waiting for a retry).
+            repeated write failures, events beyond ``capacity`` waiting for a retry).
         written: rows written to disk so far.
 
     Example:
@@ -176,7 +176,7 @@ class RecordWriter:
         if self._closed:
             raise RecordsError("This RecordWriter is closed. Create a new one to write again.")
         if self.helper_process and self._helper is None:
-            self._helper = RecordsHelper(self.root).start()
+            self._helper = _restart(self.root)  # None (writing here) if it cannot start
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="flotilla-records-writer", daemon=True
@@ -305,7 +305,7 @@ def _restart(root: Path) -> RecordsHelper | None:
     try:
         return RecordsHelper(root).start()
     except Exception:  # e.g. no more processes allowed: write in this process from now on
-        logger.exception("Could not start a new records helper process; writing here instead.")
+        logger.exception("Could not start a records helper process; writing here instead.")
         return None
 
 
