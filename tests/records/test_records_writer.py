@@ -126,16 +126,19 @@ def test_background_thread_flushes_when_max_rows_wait(
     assert RecordStore(tmp_path).query("SELECT count(*) FROM predictions").fetchall() == [(5,)]
 
 
-def test_failed_write_keeps_rows_for_retry(tmp_path: Path, make_event: MakeEvent) -> None:
+@pytest.mark.parametrize("helper", [False, True], ids=["thread", "helper"])
+def test_failed_write_keeps_rows_for_retry(
+    tmp_path: Path, make_event: MakeEvent, helper: bool
+) -> None:
     blocker = tmp_path / "records"
     blocker.write_text("a file where the folder should be")
-    writer = RecordWriter(blocker)
-    writer.submit(make_event("r1"))
-    with pytest.raises(RecordsError, match="retried on the next flush"):
-        writer.flush()
-    blocker.unlink()
-    writer.submit(make_event("r2"))
-    assert writer.flush() == 2
+    with RecordWriter(blocker, flush_interval=60.0, helper_process=helper) as writer:
+        writer.submit(make_event("r1"))
+        with pytest.raises(RecordsError, match="retried on the next flush"):
+            writer.flush()
+        blocker.unlink()
+        writer.submit(make_event("r2"))
+        assert writer.flush() == 2
     assert sorted(str(r["request_id"]) for r in _rows(blocker)) == ["r1", "r2"]
 
 
@@ -224,24 +227,10 @@ def test_helper_process_writes_what_the_thread_writes(
             assert writer.flush() == 3
         assert writer.dropped == 1 and writer.helper_pid is None
         results[mode] = sorted(_rows(tmp_path / mode), key=lambda r: (r["request_id"], r["row"]))
-    results["helper"][0]["inputs"] = results["helper"][0]["inputs"]
     assert json.loads(str(results["helper"][0]["inputs"])) == {"x": 1}
     events[0].inputs[0]["x"] = 1
     assert results["helper"] == results["thread"]
     assert results["helper"][0]["written_at"] == clock.now()
-
-
-def test_helper_write_failure_keeps_rows_for_retry(tmp_path: Path, make_event: MakeEvent) -> None:
-    blocker = tmp_path / "records"
-    blocker.write_text("a file where the folder should be")
-    with RecordWriter(blocker, flush_interval=60.0, helper_process=True) as writer:
-        writer.submit(make_event("r1"))
-        with pytest.raises(RecordsError, match="retried on the next flush"):
-            writer.flush()
-        blocker.unlink()
-        writer.submit(make_event("r2"))
-        assert writer.flush() == 2
-    assert sorted(str(r["request_id"]) for r in _rows(blocker)) == ["r1", "r2"]
 
 
 def test_a_dead_helper_is_replaced_and_loses_nothing(

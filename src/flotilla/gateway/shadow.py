@@ -179,6 +179,7 @@ class ShadowMirror:
             _check("max_abandoned", max_abandoned, integer=True)
         self.deadline_s = float(deadline_s)
         self.sink = sink
+        self._sink_record: Callable[..., bool] | None = getattr(sink, "record", None)
         self.capacity = capacity
         self.concurrency = concurrency
         self.max_abandoned = max_abandoned if max_abandoned is not None else 4 * concurrency
@@ -293,7 +294,7 @@ class ShadowMirror:
             return
         start = self.clock.monotonic()
         future = self._calls.submit(_predict, job.predictor, job.records)
-        box: dict[str, Any] | None = {}
+        box: dict[str, Any] | None
         try:
             box = {"out": future.result(timeout=self.deadline_s)}
         except concurrent.futures.TimeoutError:
@@ -333,7 +334,7 @@ class ShadowMirror:
                 self.stats.timeouts += 1
         _call(self.on_result, job, outcome, elapsed)
         try:
-            record = getattr(self.sink, "record", None)
+            record = self._sink_record
             if record is not None:  # a RecordWriter: no event object
                 accepted = record(
                     job.request_id, job.model, job.ref, "shadow", job.records, predictions,

@@ -34,7 +34,7 @@ import orjson
 
 from flotilla.errors import RecordsError
 
-__all__ = ["HelperGone", "RecordsHelper", "problem"]
+__all__ = ["HelperGone", "RecordsHelper"]
 
 logger = logging.getLogger("flotilla.records")
 
@@ -141,11 +141,6 @@ class RecordsHelper:
             conn.close()
 
 
-def problem(request_id: str, exc: Exception) -> str:
-    """The drop message of a prediction that could not be recorded."""
-    return f"event {request_id!r} could not be recorded ({exc})"
-
-
 def _chunks(items: Sequence[bytes]) -> list[bytes]:
     """``E`` messages of about ``_CHUNK_BYTES`` each (so one message never needs GBs)."""
     out: list[bytes] = []
@@ -187,7 +182,7 @@ def _serve(conn: Connection, root: str) -> None:  # pragma: no cover - runs in t
             del items
             gc.collect()  # whatever cycles a library made meanwhile, then only the new
             gc.freeze()  # survivors are scanned next time
-        return int(table.num_rows), [problem(rid, exc) for _, rid, exc in bad]
+        return int(table.num_rows), bad
 
     while True:
         try:

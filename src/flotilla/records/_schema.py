@@ -19,7 +19,6 @@ __all__ = [
     "dumps",
     "encode_prediction",
     "event_fields",
-    "events_to_table",
     "fields_to_table",
     "numeric_value",
 ]
@@ -200,24 +199,23 @@ _ROW_ERRORS = (TypeError, ValueError, AttributeError, OverflowError, orjson.JSON
 
 def fields_to_table(
     items: Iterable[Any], written_at: datetime, *, chunk: int = 4096
-) -> tuple[pa.Table, list[tuple[int, str, Exception]]]:
+) -> tuple[pa.Table, list[str]]:
     """Expand predictions to one row per (request, row index), stamped with ``written_at``.
 
     Each item is a prediction's fields (a sequence in :data:`FIELDS` order, ``event_time``
     a datetime or ISO text) or :func:`encode_prediction`'s bytes of them. Items are expanded
     ``chunk`` at a time so the Python objects of one conversion die young. Returns the
-    table and, for each item that could not be expanded (e.g. ``inputs`` that is not a
-    list), its position, request id and error; those rows are left out so one bad
-    prediction never fails a batch.
+    table and one message per item that could not be expanded (e.g. ``inputs`` that is not
+    a list); those rows are left out so one bad prediction never fails a batch.
     """
     tables: list[pa.Table] = []
-    bad: list[tuple[int, str, Exception]] = []
+    bad: list[str] = []
     rows: list[_Row] = []
-    for k, item in enumerate(items):
+    for item in items:
         try:
             rows.extend(_fields_rows(item))
         except _ROW_ERRORS as exc:
-            bad.append((k, _request_id(item), exc))
+            bad.append(f"event {_request_id(item)!r} could not be recorded ({exc})")
         if len(rows) >= chunk:
             tables.append(_table(rows, written_at))
             rows = []
@@ -225,6 +223,9 @@ def fields_to_table(
         tables.append(_table(rows, written_at))
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     return table, bad
+
+
+_ROW_NAMES = [f.name for f in PREDICTION_SCHEMA if f.name != "written_at"]
 
 
 def _table(rows: list[_Row], written_at: datetime) -> pa.Table:
@@ -236,22 +237,6 @@ def _table(rows: list[_Row], written_at: datetime) -> pa.Table:
     }
     arrays["written_at"] = pa.array([_aware(written_at)] * n, type=_TS)
     return pa.table([arrays[f.name] for f in PREDICTION_SCHEMA], schema=PREDICTION_SCHEMA)
-
-
-_ROW_NAMES = [f.name for f in PREDICTION_SCHEMA if f.name != "written_at"]
-
-
-def events_to_table(
-    events: Iterable[PredictionEvent], written_at: datetime
-) -> tuple[pa.Table, list[tuple[PredictionEvent, Exception]]]:
-    """Expand events to one row per (request, row index), stamped with ``written_at``.
-
-    Returns the table and the events that could not be expanded (e.g. ``inputs`` that is not
-    a list), each with its error; those rows are left out so one bad event never fails a batch.
-    """
-    listed = list(events)
-    table, bad = fields_to_table((event_fields(e) for e in listed), written_at)
-    return table, [(listed[k], exc) for k, _, exc in bad]
 
 
 def _request_id(item: Any) -> str:

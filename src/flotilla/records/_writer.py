@@ -18,7 +18,7 @@ import pyarrow as pa
 from flotilla.clock import SystemClock
 from flotilla.errors import ConfigError, RecordsError
 from flotilla.records._event import PredictionEvent
-from flotilla.records._helper import HelperGone, RecordsHelper, problem
+from flotilla.records._helper import HelperGone, RecordsHelper
 from flotilla.records._schema import encode_prediction, event_fields, fields_to_table
 from flotilla.records._segments import write_partitioned
 from flotilla.types import Clock
@@ -259,7 +259,7 @@ class RecordWriter:
                 self._helper = None if self._closed else _restart(self.root)
         table, bad = fields_to_table(items, now)
         write_partitioned(self.root, "predictions", table, "event_time", now=now)
-        return int(table.num_rows), [problem(rid, exc) for _, rid, exc in bad]
+        return int(table.num_rows), bad
 
     def _keep_for_retry(self, items: list[Any]) -> None:
         excess = len(items) - self.capacity
