@@ -40,6 +40,7 @@ logger = logging.getLogger("flotilla.records")
 
 _CHUNK_BYTES = 1 << 20
 _REPLY_TIMEOUT_S = 300.0
+_START_TIMEOUT_S = 60.0
 
 
 class HelperGone(RecordsError):
@@ -75,7 +76,12 @@ class RecordsHelper:
         return None if self._process is None else int(self._process.pid)
 
     def start(self) -> RecordsHelper:
-        """Spawn the child (it imports the records package, about a second) and return self."""
+        """Spawn the child and wait until it is ready (it imports the records package, about
+        a second); returns self.
+
+        Raises:
+            HelperGone: the child died or did not get ready within a minute.
+        """
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe(duplex=True)
         process = context.Process(
@@ -84,6 +90,18 @@ class RecordsHelper:
         process.start()
         child.close()
         self._conn, self._process = parent, process
+        # Wait for its imports, so the first flushes are written in time, not queued in the
+        # pipe while the helper starts (kill -9 of the parent would then lose more than one
+        # flush interval's worth).
+        try:
+            ready = parent.poll(_START_TIMEOUT_S) and parent.recv_bytes() == b"R"
+        except (OSError, EOFError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise HelperGone(
+                f"The records helper process did not start within {_START_TIMEOUT_S:.0f} s."
+            )
         return self
 
     def write(self, items: Sequence[bytes], now: datetime) -> tuple[int, list[str]]:
@@ -166,6 +184,7 @@ def _serve(conn: Connection, root: str) -> None:  # pragma: no cover - runs in t
     gc.collect()
     gc.freeze()
     gc.disable()
+    conn.send_bytes(b"R")  # ready: start() returns
     folder = Path(root)
     pending: list[bytes] = []
 

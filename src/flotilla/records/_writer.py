@@ -61,8 +61,10 @@ class RecordWriter:
         on_drop: called with the number of events dropped (e.g. a Prometheus counter's ``inc``).
         helper_process: convert and write the segments in a spawned helper process (started
             by :meth:`start`), so this process spends no interpreter time on them: what a
-            server wants (``flotilla serve`` turns it on). When the helper dies, that flush
-            is written here and a new helper is started for the next one.
+            server wants (``flotilla serve`` turns it on). :meth:`start` waits until the
+            helper is ready (about a second); if it cannot start, records are written here.
+            When the helper dies, that flush is written here and a new helper is started
+            for the next one.
 
     Attributes:
         dropped: events dropped so far (buffer full, writer closed, or not expandable; after
