@@ -88,6 +88,38 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) used so far by ``pid`` and its descendants.
+
+    Read from ``/proc`` (Linux); ``None`` elsewhere. Descendants count while they live
+    (``mlflow models serve`` runs its server as a child process).
+    """
+    proc = Path("/proc")
+    if not (proc / str(pid) / "stat").exists():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(used.get(p, 0.0) for p in tree)
+
+
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
     """req/s, p50, p99 (ms) and non-2xx of one load run."""
     lat = result.get("latencies_ms", [])
@@ -98,6 +130,11 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "p99_ms": result.get("p99_ms", percentile(lat, 99)),
         "non_2xx": result["non_2xx"],
         "client": result["client"],
+        "cpu_us_per_request": (
+            result["cpu_s"] / result["requests"] * 1e6
+            if result.get("cpu_s") is not None and result["requests"]
+            else None
+        ),
     }
 
 

@@ -3,8 +3,10 @@
 Run: ``.venv/bin/python bench/overhead.py [--seconds 12] [--rounds 4]``. One invocation builds a
 100-tree gradient-boosting model, exports it to ONNX, and serves it in turn with
 
-- the floor: a minimal Starlette + onnxruntime app written here (FastAPI is not installed, so
-  the floor is raw Starlette, which is itself ~100 us/request cheaper than FastAPI);
+- the floor: a minimal Starlette + onnxruntime app written here (parse JSON, run the model,
+  answer JSON; raw Starlette is itself cheaper per request than FastAPI);
+- the issue's floor, a minimal FastAPI + onnxruntime app written here, when FastAPI is
+  installed (the optional ``bench`` extra), else skipped and said so;
 - Flotilla: ``flotilla serve`` (one worker, uvloop + httptools) with the chain
   ``gbm@1 -> gbm-lite@1 -> static``, with prediction records on and off (the model's
   microsecond calls run on the event loop, as learned at load), and with
@@ -40,6 +42,7 @@ from _load import (
     start_server,
     stop_server,
     summarize,
+    tree_cpu_s,
     wrk_load,
 )
 
@@ -53,6 +56,7 @@ ROW = {f: round(0.1 * (i + 1), 3) for i, f in enumerate(FIELDS)}
 BODY = json.dumps({"instances": [ROW]})
 OUT = Path(__file__).resolve().parent / "out"
 FLOOR = "floor (starlette+onnxruntime)"
+FASTAPI_FLOOR = "floor (fastapi+onnxruntime)"
 
 
 def build_models(folder: Path) -> tuple[Path, Path]:
@@ -95,12 +99,11 @@ def setup_flotilla(home: Path, gbm: Path, lite: Path) -> None:
     ws.registry.put_deployment("gbm", spec, actor="bench", reason="overhead bench")
 
 
-def serve_floor(port: int, model: Path) -> None:
-    """The floor app: parse JSON, run onnxruntime, answer JSON. Nothing else."""
+def floor_app(model: Path) -> Any:
+    """The floor app: parse JSON, run onnxruntime, answer JSON. Nothing else (Starlette)."""
     import numpy as np
     import onnxruntime as ort
     import orjson
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -113,16 +116,47 @@ def serve_floor(port: int, model: Path) -> None:
         data = orjson.loads(await request.body())
         x = np.array([[r[f] for f in FIELDS] for r in data["instances"]], dtype=np.float32)
         probs = session.run(None, {input_name: x})[1][:, 1]
-        return Response(
-            orjson.dumps({"predictions": probs.tolist()}), media_type="application/json"
-        )
+        body = orjson.dumps({"predictions": probs.tolist()})
+        return Response(body, media_type="application/json")
 
     async def health(request: Request) -> Response:
         return Response(b"ok")
 
-    app = Starlette(
+    return Starlette(
         routes=[Route("/predict", predict, methods=["POST"]), Route("/healthz", health)]
     )
+
+
+def fastapi_floor_app(model: Path) -> Any:
+    """The issue's floor: the same app as :func:`floor_app`, written with FastAPI."""
+    import numpy as np
+    import onnxruntime as ort
+    import orjson
+    from fastapi import FastAPI, Request, Response
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        data = orjson.loads(await request.body())
+        x = np.array([[r[f] for f in FIELDS] for r in data["instances"]], dtype=np.float32)
+        probs = session.run(None, {input_name: x})[1][:, 1]
+        body = orjson.dumps({"predictions": probs.tolist()})
+        return Response(body, media_type="application/json")
+
+    @app.get("/healthz")
+    async def health() -> Response:
+        return Response(b"ok")
+
+    return app
+
+
+def serve_app(app: Any, port: int) -> None:
+    """Serve a floor app as ``flotilla serve`` serves (uvicorn, uvloop, httptools)."""
+    import uvicorn
+
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="error"
     )
@@ -186,14 +220,19 @@ def save_mlflow_model(folder: Path, gbm: Path) -> Path:
 
 
 def _phase(
-    port: int, path: str, concurrency: int, seconds: float, body: str = BODY
+    port: int, path: str, concurrency: int, seconds: float, body: str = BODY, pid: int = 0
 ) -> dict[str, Any]:
+    """One load run; ``cpu_s``: the CPU the server (process tree ``pid``) used meanwhile."""
     spec = [{"path": path, "body": body}]
+    before = tree_cpu_s(pid) if pid else None
+    found = None
     if concurrency > 1:
         found = wrk_load(port, path, body, concurrency=concurrency, seconds=seconds)
-        if found is not None:
-            return found
-    return python_load(port, spec, concurrency=concurrency, seconds=seconds)
+    if found is None:
+        found = python_load(port, spec, concurrency=concurrency, seconds=seconds)
+    after = tree_cpu_s(pid) if pid else None
+    found["cpu_s"] = None if before is None or after is None else after - before
+    return found
 
 
 def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -204,6 +243,8 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "non_2xx": sum(p["non_2xx"] for p in parts),
         "client": parts[0]["client"],
     }
+    cpu = [p.get("cpu_s") for p in parts]
+    merged["cpu_s"] = None if None in cpu else sum(c for c in cpu if c is not None)
     if "latencies_ms" in parts[0]:
         merged["latencies_ms"] = [x for p in parts for x in p["latencies_ms"]]
     else:  # wrk gives percentiles per round: keep the median round's
@@ -213,17 +254,20 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure(
-    servers: dict[str, tuple[int, str, str]], seconds: float, rounds: int
+    servers: dict[str, tuple[int, str, str, int]], seconds: float, rounds: int
 ) -> dict[str, dict[str, Any]]:
-    """Interleave short phases of every server, ``rounds`` times, so machine noise is shared."""
+    """Interleave short phases of every server, ``rounds`` times, so machine noise is shared.
+
+    ``servers``: name -> (port, path, body, pid of the server process).
+    """
     parts: dict[str, dict[str, list[dict[str, Any]]]] = {
         name: {"c1": [], "c32": []} for name in servers
     }
     step = max(2.0, seconds / rounds)
     for r in range(rounds):
-        for name, (port, path, body) in servers.items():
-            parts[name]["c1"].append(_phase(port, path, 1, step, body))
-            parts[name]["c32"].append(_phase(port, path, 32, step, body))
+        for name, (port, path, body, pid) in servers.items():
+            parts[name]["c1"].append(_phase(port, path, 1, step, body, pid))
+            parts[name]["c32"].append(_phase(port, path, 32, step, body, pid))
         print(f"  round {r + 1}/{rounds} done")
     return {
         name: {conc: summarize(_merge(runs)) for conc, runs in by_conc.items()}
@@ -238,9 +282,16 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     parser.add_argument("--serve-floor", nargs=2, metavar=("PORT", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve-fastapi-floor", nargs=2, metavar=("PORT", "MODEL"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.serve_floor:
-        serve_floor(int(args.serve_floor[0]), Path(args.serve_floor[1]))
+        serve_app(floor_app(Path(args.serve_floor[1])), int(args.serve_floor[0]))
+        return
+    if args.serve_fastapi_floor:
+        model = Path(args.serve_fastapi_floor[1])
+        serve_app(fastapi_floor_app(model), int(args.serve_fastapi_floor[0]))
         return
     from rich.console import Console
     from rich.table import Table
@@ -266,6 +317,13 @@ def main() -> None:
                 "/predict",
                 True,
             ),
+        ]
+        if importlib.util.find_spec("fastapi") is not None:
+            fastapi_cmd = [sys.executable, __file__, "--serve-fastapi-floor"]
+            servers.append((FASTAPI_FLOOR, fastapi_cmd, "/predict", True))
+        else:
+            results[FASTAPI_FLOOR] = "skipped: FastAPI is not installed (pip install fastapi)"
+        servers += [
             ("flotilla (records on)", ["serve"], "/v1/models/gbm:predict", False),
             ("flotilla (records off)", ["serve", "--no-records"], "/v1/models/gbm:predict", False),
             (
@@ -276,7 +334,7 @@ def main() -> None:
             ),
         ]
         procs = []
-        ports: dict[str, tuple[int, str, str]] = {}
+        ports: dict[str, tuple[int, str, str, int]] = {}
         try:
             for name, cmd, path, is_floor in servers:
                 port = free_port()
@@ -286,7 +344,7 @@ def main() -> None:
                     main_call = "from flotilla.cli.main import main; main()"
                     full = [sys.executable, "-c", main_call, *cmd, "--port", str(port)]
                 procs.append(start_server(full, port, env=env))
-                ports[name] = (port, path, BODY)
+                ports[name] = (port, path, BODY, procs[-1].pid)
             if importlib.util.find_spec("mlflow") is None:
                 results["mlflow"] = "skipped: mlflow is not installed (pip install mlflow)"
             else:
@@ -301,7 +359,7 @@ def main() -> None:
                 bin_dir = str(Path(sys.executable).parent)
                 ml_env = {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
                 procs.append(start_server(cmd, port, env=ml_env, ready_path="/ping"))
-                ports[MLFLOW] = (port, "/invocations", MLFLOW_BODY)
+                ports[MLFLOW] = (port, "/invocations", MLFLOW_BODY, procs[-1].pid)
             results.update(measure(ports, args.seconds, args.rounds))
         finally:
             for proc in procs:
@@ -312,7 +370,7 @@ def main() -> None:
 
 def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
     table = table_cls(title="Gateway overhead: one ONNX GBM (100 trees), 1 row per request")
-    for col in ("server", "conc.", "req/s", "p50 ms", "p99 ms", "non-2xx", "client"):
+    for col in ("server", "conc.", "req/s", "p50 ms", "p99 ms", "CPU us/req", "non-2xx", "client"):
         table.add_column(col)
     names = [k for k, v in results.items() if isinstance(v, dict)]
     for name in names:
@@ -326,26 +384,31 @@ def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
                 f"{r['rps']:.0f}",
                 f"{r['p50_ms']:.3f}",
                 f"{r['p99_ms']:.3f}",
+                "-" if r["cpu_us_per_request"] is None else f"{r['cpu_us_per_request']:.0f}",
                 str(r["non_2xx"]),
                 "wrk" if r["client"].startswith("wrk") else "python",
             )
     console.print(table)
     console.print(
         "client python: closed loop, each request's own latency; "
-        "wrk: latency percentiles corrected for coordinated omission by wrk 4."
+        "wrk: latency percentiles corrected for coordinated omission by wrk 4. "
+        "CPU us/req: user + system CPU of the server's processes and threads per request "
+        "(from /proc; the floors' onnxruntime sessions keep their default thread pools)."
     )
-    floor = results[FLOOR]
+    floors = [f for f in (FLOOR, FASTAPI_FLOOR) if isinstance(results.get(f), dict)]
     ratios = {}
-    for name in names[1:]:
-        if name == MLFLOW:
+    for name in names:
+        if not name.startswith("flotilla"):
             continue
-        for conc in ("c1", "c32"):
-            ratios[f"{name} / floor req/s at c{conc[1:]}"] = (
-                results[name][conc]["rps"] / floor[conc]["rps"]
-            )
+        for floor in floors:
+            short = "floor" if floor == FLOOR else "fastapi floor"
+            for conc in ("c1", "c32"):
+                ratios[f"{name} / {short} req/s at c{conc[1:]}"] = (
+                    results[name][conc]["rps"] / results[floor][conc]["rps"]
+                )
     if isinstance(results.get(MLFLOW), dict):
-        for name in names[1:]:
-            if name.startswith("flotilla"):
+        for name in names:
+            if name.startswith("flotilla") or name in floors:
                 ratios[f"{name} / mlflow req/s at c32 (target >= 30x)"] = (
                     results[name]["c32"]["rps"] / results[MLFLOW]["c32"]["rps"]
                 )
@@ -354,6 +417,8 @@ def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
         console.print(f"{label}: {value:.2f}x")
     if not isinstance(results.get(MLFLOW), dict):
         console.print(f"mlflow: {results.get('mlflow', 'not measured')}")
+    if not isinstance(results.get(FASTAPI_FLOOR), dict):
+        console.print(f"{FASTAPI_FLOOR}: {results.get(FASTAPI_FLOOR, 'not measured')}")
     console.print(
         f"metric updates per request: {results['metrics_cost_us_per_request']:.2f} us (in-process)"
     )

@@ -10,12 +10,23 @@ import time
 from typing import Any
 
 import pytest
-from gateway_support import Behaving
+from gateway_support import SIGNATURE, Behaving
 
 from flotilla.clock import SystemClock
 from flotilla.gateway import StepFailure, budget_reserves
-from flotilla.gateway._steps import Bulkhead, CallCost, ModelCall, OutputCheck, StaticCall
+from flotilla.gateway._breaker import BreakerConfig, CircuitBreaker
+from flotilla.gateway._steps import (
+    BreakerGuard,
+    Bulkhead,
+    CallCost,
+    InputCheck,
+    ModelCall,
+    ModelStep,
+    OutputCheck,
+    StaticCall,
+)
 from flotilla.signature import OutputSpec
+from flotilla.testing import FakeClock
 
 
 def test_budget_gives_the_live_step_what_the_chain_does_not_need() -> None:
@@ -190,7 +201,8 @@ def test_calibration_times_calls_at_load_and_stops_on_failure() -> None:
     model = Behaving(0.3)
     call = ModelCall(model, executor=pool, clock=clock, inline_below_s=0.01)
     call.calibrate([{"x": 1}], calls=4)
-    assert model.calls == 4 and call.cost.samples == 4 and call.runs_inline(1)
+    # one warm-up call, then the estimate starts at the median of four timed ones
+    assert model.calls == 5 and call.cost.samples == 1 and call.runs_inline(1)
     broken = ModelCall(Behaving(mode="raise"), executor=pool, clock=clock, inline_below_s=0.01)
     broken.calibrate([{"x": 1}])
     assert broken.cost.samples == 0 and not broken.runs_inline(1)
@@ -246,4 +258,57 @@ def test_waiting_is_not_cost_only_cpu_time_is() -> None:
     for _ in range(5):
         run(call([{"x": 1}], clock.monotonic() + 1))
     assert cost.hold == 0 and cost.per_row < 0.002 and call.runs_inline(1)
+    pool.shutdown()
+
+
+def _folded(call: ModelCall, signature: Any, breaker: CircuitBreaker, limit: int) -> Any:
+    inner: Any = OutputCheck(call, output=signature.output)
+    inner = BreakerGuard(inner, breaker=breaker)
+    return InputCheck(Bulkhead(inner, limit=limit), signature=signature)
+
+
+@pytest.mark.parametrize("build", ["fused", "folded"])
+def test_the_fused_model_step_behaves_as_the_folded_wrappers(build: str) -> None:
+    # ModelStep (what the gateway serves with) must give the same reasons, breaker states and
+    # slot counts as InputCheck(Bulkhead(BreakerGuard(OutputCheck(ModelCall)))).
+    clock = FakeClock()
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    model = Behaving(0.4)
+    breaker = CircuitBreaker(BreakerConfig(min_requests=3, failure_rate=0.5, open_s=5), clock=clock)
+    call = ModelCall(model, executor=pool, clock=SystemClock(), inline_below_s=math.inf)
+    step: Any
+    if build == "fused":
+        step = ModelStep(
+            call, signature=SIGNATURE, output=SIGNATURE.output, breaker=breaker, limit=2
+        )
+    else:
+        step = _folded(call, SIGNATURE, breaker, 2)
+    good = [{"x": 1.0, "plan": "pro"}]
+
+    def outcome(records: list[Any], mode: str = "answer") -> str:
+        model.mode = mode
+        try:
+            run(step(records, SystemClock().monotonic() + 1))
+        except StepFailure as failure:
+            return failure.reason
+        return "ok"
+
+    seen = [
+        outcome(good),
+        outcome([{"x": "not a number", "plan": "pro"}]),  # invalid_input: not the model's fault
+        outcome(good, "short"),
+        outcome(good, "raise"),  # two failures of three calls open the breaker
+        breaker.state,
+        outcome(good),
+    ]
+    clock.advance(6)  # half-open: one probe passes and closes it again
+    seen += [outcome(good), breaker.state]
+    assert seen == [
+        "ok", "invalid_input", "invalid_output", "error",
+        "open", "circuit_open", "ok", "closed",
+    ]  # fmt: skip
+    slots = step.slots if build == "fused" else step.inner.slots
+    assert slots.in_flight == 0
+    slots.in_flight = 2  # full: overloaded before the breaker is asked
+    assert outcome(good) == "overloaded"
     pool.shutdown()

@@ -22,16 +22,12 @@ from flotilla.gateway._breaker import BreakerConfig, CircuitBreaker
 from flotilla.gateway._chain import ChainStep, ServedModel, ShadowStep, budget_reserves
 from flotilla.gateway._process import ProcessPool
 from flotilla.gateway._steps import (
-    BreakerGuard,
-    Bulkhead,
     CallCost,
-    InputCheck,
     ModelCall,
+    ModelStep,
     NotLoadedCall,
-    OutputCheck,
     Slots,
     StaticCall,
-    StepCall,
 )
 from flotilla.monitoring.metrics import GatewayMetrics, ModelMetrics, step_label
 from flotilla.portfolio.spec import DeploymentSpec, StaticStep
@@ -281,10 +277,14 @@ class ModelHost:
         signature = _signature(version)
         breaker = self._breaker(model, resolved, breaker_config, step_metrics.set_breaker)
         model_call = self._call(resolved, version, predictor, signature, metrics, device)
-        inner: StepCall = OutputCheck(model_call, output=_output(signature))
-        inner = BreakerGuard(inner, breaker=breaker)
-        inner = self._bulkhead(model, resolved, limit, inner)
-        call = InputCheck(inner, signature=signature)
+        call = ModelStep(
+            model_call,
+            signature=signature,
+            output=_output(signature),
+            breaker=breaker,
+            limit=limit,
+            slots=self._slots.setdefault((model, resolved), Slots()),
+        )
         return ChainStep(
             resolved,
             "static" if static else role,
@@ -361,10 +361,6 @@ class ModelHost:
             self._breakers[key] = found
             on_change("closed")
         return found
-
-    def _bulkhead(self, model: str, ref: str, limit: int, inner: StepCall) -> Bulkhead:
-        slots = self._slots.setdefault((model, ref), Slots())
-        return Bulkhead(inner, limit=limit, slots=slots)
 
 
 def _output(signature: Signature | None) -> Any:
