@@ -219,9 +219,13 @@ def test_inline_calls_that_prove_slow_move_the_step_to_the_pool_for_a_while() ->
     cost.learn(0.0001, 1, cap=1.0)
     model.mode, model.hang_s = "spin", 0.02  # slow inline calls block the loop, and teach
     run(call([{"x": 1}], clock.monotonic() + 1))
-    assert cost.hold == 0  # one slow call (capped at 4x the limit) is not enough
+    # a wall time over the limit is not learned (waiting or computing?): the next inline
+    # call is timed in CPU time, and one slow CPU sample (capped at 4x) is not enough
+    assert cost.hold == 0 and cost.per_row == pytest.approx(0.0001)
     run(call([{"x": 1}], clock.monotonic() + 1))
-    assert threads[-2:] == [threading.current_thread().name] * 2
+    assert cost.hold == 0 and 0.001 < cost.per_row < 0.002
+    run(call([{"x": 1}], clock.monotonic() + 1))
+    assert threads[-3:] == [threading.current_thread().name] * 3
     assert cost.per_row > 0.002 and cost.hold == 16 and cost.trips == 1
     model.mode = "answer"
     for _ in range(16):  # held in the pool, even though the pool's samples are cheap again
@@ -311,4 +315,34 @@ def test_the_fused_model_step_behaves_as_the_folded_wrappers(build: str) -> None
     assert slots.in_flight == 0
     slots.in_flight = 2  # full: overloaded before the breaker is asked
     assert outcome(good) == "overloaded"
+    pool.shutdown()
+
+
+def test_fast_inline_calls_are_timed_without_reading_the_cpu_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # reading a thread's CPU clock is a system call: an inline call within the limit is
+    # learned from the wall clock, and the CPU clock is read only after one that was not
+    import flotilla.gateway._steps as steps
+
+    reads = []
+    real = time.thread_time
+    monkeypatch.setattr(steps.time, "thread_time", lambda: reads.append(1) or real())
+    clock = SystemClock()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    model = Behaving(0.3)
+    cost = CallCost()
+    call = ModelCall(model, executor=pool, clock=clock, inline_below_s=0.002, cost=cost)
+    cost.learn(0.0001, 1, cap=1.0)
+    for _ in range(20):
+        run(call([{"x": 1}], clock.monotonic() + 1))
+    assert not reads and cost.samples == 21 and cost.per_row < 0.002
+    model.mode, model.hang_s = "hang", 0.01  # waits 10 ms: over the limit on the wall clock
+    run(call([{"x": 1}], clock.monotonic() + 1))
+    assert not reads and cost.samples == 21  # not learned
+    model.mode = "answer"
+    run(call([{"x": 1}], clock.monotonic() + 1))
+    assert len(reads) == 2 and cost.samples == 22  # this one in CPU time
+    run(call([{"x": 1}], clock.monotonic() + 1))
+    assert len(reads) == 2 and cost.samples == 23  # and back to the wall clock
     pool.shutdown()

@@ -122,13 +122,15 @@ class CallCost:
     pause (a garbage collection, a busy machine) cannot swing it far. ``hold`` counts the
     pool calls left before an inline call may be tried again after inline calls proved too
     slow; every such trip doubles the next hold (16, 32, ... 4096 calls), so a model whose
-    cost hovers at the limit cannot flip between the two paths at a high rate.
+    cost hovers at the limit cannot flip between the two paths at a high rate. ``last`` is
+    the latest (capped) sample per row.
     """
 
-    __slots__ = ("hold", "per_row", "samples", "trips")
+    __slots__ = ("hold", "last", "per_row", "samples", "trips")
 
     def __init__(self) -> None:
         self.per_row = math.inf
+        self.last = math.inf
         self.samples = 0
         self.hold = 0
         self.trips = 0
@@ -136,6 +138,7 @@ class CallCost:
     def learn(self, seconds: float, rows: int, cap: float) -> None:
         """Fold one call that took ``seconds`` for ``rows`` rows into the estimate."""
         sample = min(seconds, cap) / max(rows, 1)
+        self.last = sample
         if self.samples == 0:
             self.per_row = sample
         else:
@@ -158,10 +161,15 @@ class ModelCall:
     (``timeout``; the late result is discarded and counted). An inline call cannot be
     abandoned: one that ends after its deadline has its answer discarded as ``timeout`` (and
     counted late), and its cost moves the model to the pool. Pool calls of inline-capable
-    steps learn the cost too, so a model that became fast again returns inline. Samples are
-    the calling thread's CPU time, inline and in the pool alike: the wall clock would also
-    count the wait for the GIL while another thread (the records writer, a shadow) holds
-    it, and push a microsecond model into the pool just when the process is busiest.
+    steps learn the cost too, so a model that became fast again returns inline. What counts
+    is the calling thread's CPU time: the wall clock would also count the wait for the GIL
+    while another thread (the records writer, a shadow) holds it, and push a microsecond
+    model into the pool just when the process is busiest. Reading a thread's CPU clock is a
+    system call, though (a tenth of a request's CPU on the loop, measured), so an inline
+    call is timed on the wall clock, which is never less than its CPU time: a sample within
+    the inline limit is learned as it is (it cannot push the estimate over the limit); a
+    longer one is not learned, and the next inline call is timed in CPU time instead. Pool
+    calls are always timed in CPU time (their wall time includes the wait for the GIL).
     Exceptions are ``error``.
 
     Args:
@@ -194,6 +202,7 @@ class ModelCall:
         self.cost = cost if cost is not None else CallCost()
         self.enforce_deadline = enforce_deadline
         self._cap = max(_CAP_FACTOR * inline_below_s, _CAP_MIN_S)
+        self._cpu_next = False  # time the next inline call in CPU time
 
     def calibrate(self, records: list[Record], *, calls: int = 5) -> None:
         """Time ``calls`` calls on ``records`` now (at load, off the event loop).
@@ -238,7 +247,13 @@ class ModelCall:
             raise StepFailure("timeout", "no time left in the request's deadline")
         learns = self.inline_below_s < math.inf  # static versions: always inline
         try:
-            out: list[Any] = self._timed(records) if learns else self.predictor.predict(records)
+            if not learns:
+                out: list[Any] = self.predictor.predict(records)
+            elif self._cpu_next:  # until a CPU sample is within the limit again
+                out = self._timed(records)
+                self._cpu_next = self.cost.last > self.inline_below_s
+            else:
+                out = self._walled(records)
         except Exception as exc:
             raise StepFailure("error", f"{type(exc).__name__}: {exc}"[:_MAX_DETAIL]) from exc
         finally:
@@ -276,6 +291,18 @@ class ModelCall:
             raise StepFailure("error", text[:_MAX_DETAIL]) from exc
         finally:
             timer.cancel()
+
+    def _walled(self, records: list[Record]) -> Any:
+        """``predict`` on the loop, learning its wall time when within the inline limit."""
+        began = time.perf_counter()
+        try:
+            return self.predictor.predict(records)
+        finally:
+            took = time.perf_counter() - began
+            if took <= self.inline_below_s * max(len(records), 1):
+                self.cost.learn(took, len(records), self._cap)
+            else:  # waiting or computing? the next call's CPU time will tell
+                self._cpu_next = True
 
     def _timed(self, records: list[Record]) -> Any:
         """``predict``, learning its cost from the calling thread's CPU time."""
