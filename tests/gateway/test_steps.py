@@ -249,15 +249,23 @@ def test_one_pause_does_not_move_a_fast_step_to_the_pool() -> None:
     assert cost.per_row < 0.00025
 
 
+def _known_fast(
+    pool: concurrent.futures.Executor, clock: SystemClock
+) -> tuple[Behaving, CallCost, ModelCall]:
+    """A model known to cost 0.1 ms per row, inline below 2 ms."""
+    model = Behaving(0.3)
+    cost = CallCost()
+    call = ModelCall(model, executor=pool, clock=clock, inline_below_s=0.002, cost=cost)
+    cost.learn(0.0001, 1, cap=1.0)
+    return model, cost, call
+
+
 def test_waiting_is_not_cost_only_cpu_time_is() -> None:
     # waiting (for the GIL held by a busy writer thread, here a sleep) must not push a
     # microsecond model into the pool: costs are the calling thread's CPU time
     clock = SystemClock()
     pool = concurrent.futures.ThreadPoolExecutor(1)
-    model = Behaving(0.3)
-    cost = CallCost()
-    call = ModelCall(model, executor=pool, clock=clock, inline_below_s=0.002, cost=cost)
-    cost.learn(0.0001, 1, cap=1.0)
+    model, cost, call = _known_fast(pool, clock)
     model.mode, model.hang_s = "hang", 0.01
     for _ in range(5):
         run(call([{"x": 1}], clock.monotonic() + 1))
@@ -330,10 +338,7 @@ def test_fast_inline_calls_are_timed_without_reading_the_cpu_clock(
     monkeypatch.setattr(steps.time, "thread_time", lambda: reads.append(1) or real())
     clock = SystemClock()
     pool = concurrent.futures.ThreadPoolExecutor(1)
-    model = Behaving(0.3)
-    cost = CallCost()
-    call = ModelCall(model, executor=pool, clock=clock, inline_below_s=0.002, cost=cost)
-    cost.learn(0.0001, 1, cap=1.0)
+    model, cost, call = _known_fast(pool, clock)
     for _ in range(20):
         run(call([{"x": 1}], clock.monotonic() + 1))
     assert not reads and cost.samples == 21 and cost.per_row < 0.002
