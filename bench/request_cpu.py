@@ -7,7 +7,9 @@ transport, one keep-alive connection, for each app in turn:
 
 - a raw ASGI app answering a constant (uvicorn's own cost: the ceiling);
 - the Starlette + onnxruntime floor and, when FastAPI is installed, the FastAPI one;
-- Flotilla (``gbm@1 -> gbm-lite@1 -> static``), records off and on (helper process).
+- Flotilla (``gbm@1 -> gbm-lite@1 -> static``), records off and on (helper process), with
+  uvicorn configured as ``flotilla serve`` configures it (no proxy-headers middleware; the
+  floors keep uvicorn's defaults, as a minimal app would).
 
 Each round gives every app ``--requests`` requests; the CPU time of the serving thread
 (``time.thread_time()``: the kernel's network work and other threads are left out) is
@@ -95,12 +97,19 @@ async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 class Driven:
     """One app behind uvicorn's httptools protocol, one keep-alive connection."""
 
-    def __init__(self, app: Any, path: str) -> None:
+    def __init__(self, app: Any, path: str, *, proxy_headers: bool = True) -> None:
         from uvicorn.config import Config
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
         from uvicorn.server import ServerState
 
-        config = Config(app, http="httptools", loop="none", lifespan="off", log_level="error")
+        config = Config(
+            app,
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            log_level="error",
+            proxy_headers=proxy_headers,
+        )
         config.load()
         self.protocol = HttpToolsProtocol(config, ServerState(), {})
         self.transport = FakeTransport()
@@ -189,7 +198,8 @@ async def main_async(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     if importlib.util.find_spec("fastapi") is not None:
         apps["floor (fastapi+onnxruntime)"] = Driven(fastapi_floor_app(gbm), "/predict")
     for name, gateway in gateways.items():
-        apps[name] = Driven(gateway, "/v1/models/gbm:predict")
+        # as `flotilla serve` runs it: without uvicorn's proxy-headers middleware
+        apps[name] = Driven(gateway, "/v1/models/gbm:predict", proxy_headers=False)
     try:
         samples = await run(apps, args.requests, args.rounds)
     finally:
