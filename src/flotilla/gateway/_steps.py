@@ -237,12 +237,11 @@ class ModelCall:
 
     async def __call__(self, records: list[Record], deadline: float) -> list[Any]:
         if self.runs_inline(len(records)):
-            return self._inline(records, deadline)
-        if self.cost.hold:
-            self.cost.hold -= 1
-        return await self._pool(records, deadline)
+            return self.inline(records, deadline)
+        return await self.pooled(records, deadline)
 
-    def _inline(self, records: list[Record], deadline: float) -> list[Any]:
+    def inline(self, records: list[Record], deadline: float) -> list[Any]:
+        """Run the call on the event loop (the caller checked :meth:`runs_inline`)."""
         if self.enforce_deadline and deadline - self.clock.monotonic() <= 0:
             raise StepFailure("timeout", "no time left in the request's deadline")
         learns = self.inline_below_s < math.inf  # static versions: always inline
@@ -265,7 +264,10 @@ class ModelCall:
             raise StepFailure("timeout", "answered after its budget (inline call)")
         return out
 
-    async def _pool(self, records: list[Record], deadline: float) -> list[Any]:
+    async def pooled(self, records: list[Record], deadline: float) -> list[Any]:
+        """Run the call in the pool, abandoned at ``deadline`` (a held step counts one off)."""
+        if self.cost.hold:
+            self.cost.hold -= 1
         budget = deadline - self.clock.monotonic()
         if budget <= 0:
             raise StepFailure("timeout", "no time left in the request's deadline")
@@ -526,9 +528,9 @@ class ModelStep:
             try:
                 call = self.call
                 if call.runs_inline(len(records)):
-                    predictions = call._inline(records, deadline)
+                    predictions = call.inline(records, deadline)
                 else:
-                    predictions = await call(records, deadline)
+                    predictions = await call.pooled(records, deadline)
                 predictions = _checked(predictions, len(records), self.output)  # OutputCheck
             except StepFailure as failure:
                 pending = failure.pending
