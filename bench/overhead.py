@@ -99,25 +99,36 @@ def setup_flotilla(home: Path, gbm: Path, lite: Path) -> None:
     ws.registry.put_deployment("gbm", spec, actor="bench", reason="overhead bench")
 
 
-def floor_app(model: Path) -> Any:
-    """The floor app: parse JSON, run onnxruntime, answer JSON. Nothing else (Starlette)."""
+def _floor_model(model: Path) -> Any:
+    """What both floor apps do per request: JSON body in, onnxruntime (its default session
+    options), JSON answer out."""
     import numpy as np
     import onnxruntime as ort
     import orjson
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    def answer(raw: bytes) -> bytes:
+        data = orjson.loads(raw)
+        x = np.array([[r[f] for f in FIELDS] for r in data["instances"]], dtype=np.float32)
+        probs = session.run(None, {input_name: x})[1][:, 1]
+        return orjson.dumps({"predictions": probs.tolist()})
+
+    return answer
+
+
+def floor_app(model: Path) -> Any:
+    """The floor app: parse JSON, run onnxruntime, answer JSON. Nothing else (Starlette)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
+    answer = _floor_model(model)
 
     async def predict(request: Request) -> Response:
-        data = orjson.loads(await request.body())
-        x = np.array([[r[f] for f in FIELDS] for r in data["instances"]], dtype=np.float32)
-        probs = session.run(None, {input_name: x})[1][:, 1]
-        body = orjson.dumps({"predictions": probs.tolist()})
-        return Response(body, media_type="application/json")
+        return Response(answer(await request.body()), media_type="application/json")
 
     async def health(request: Request) -> Response:
         return Response(b"ok")
@@ -129,27 +140,24 @@ def floor_app(model: Path) -> Any:
 
 def fastapi_floor_app(model: Path) -> Any:
     """The issue's floor: the same app as :func:`floor_app`, written with FastAPI."""
-    import numpy as np
-    import onnxruntime as ort
-    import orjson
     from fastapi import FastAPI, Request, Response
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
+    answer = _floor_model(model)
     app = FastAPI()
 
-    @app.post("/predict")
     async def predict(request: Request) -> Response:
-        data = orjson.loads(await request.body())
-        x = np.array([[r[f] for f in FIELDS] for r in data["instances"]], dtype=np.float32)
-        probs = session.run(None, {input_name: x})[1][:, 1]
-        body = orjson.dumps({"predictions": probs.tolist()})
-        return Response(body, media_type="application/json")
+        return Response(answer(await request.body()), media_type="application/json")
 
-    @app.get("/healthz")
     async def health() -> Response:
         return Response(b"ok")
 
+    # This module's annotations are strings (``from __future__ import annotations``) and
+    # FastAPI resolves them in the module's globals, where these local imports are not:
+    # without the real classes it takes ``request`` for a query parameter and answers 422.
+    predict.__annotations__ = {"request": Request, "return": Response}
+    health.__annotations__ = {"return": Response}
+    app.post("/predict")(predict)
+    app.get("/healthz")(health)
     return app
 
 
@@ -368,6 +376,11 @@ def main() -> None:
     report(console, results, Table)
 
 
+def _errors(server: dict[str, Any]) -> int:
+    """Non-2xx answers of one server over both concurrencies."""
+    return int(server["c1"]["non_2xx"] + server["c32"]["non_2xx"])
+
+
 def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
     table = table_cls(title="Gateway overhead: one ONNX GBM (100 trees), 1 row per request")
     for col in ("server", "conc.", "req/s", "p50 ms", "p99 ms", "CPU us/req", "non-2xx", "client"):
@@ -395,9 +408,13 @@ def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
         "CPU us/req: user + system CPU of the server's processes and threads per request "
         "(from /proc; the floors' onnxruntime sessions keep their default thread pools)."
     )
-    floors = [f for f in (FLOOR, FASTAPI_FLOOR) if isinstance(results.get(f), dict)]
+    failing = [n for n in names if "c1" in results[n] and _errors(results[n])]
+    for name in failing:
+        console.print(f"[red]{name} answered errors (non-2xx): left out of the ratios.[/red]")
+    usable = [n for n in names if n not in failing]
+    floors = [f for f in (FLOOR, FASTAPI_FLOOR) if f in usable]
     ratios = {}
-    for name in names:
+    for name in usable:
         if not name.startswith("flotilla"):
             continue
         for floor in floors:
@@ -406,8 +423,8 @@ def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
                 ratios[f"{name} / {short} req/s at c{conc[1:]}"] = (
                     results[name][conc]["rps"] / results[floor][conc]["rps"]
                 )
-    if isinstance(results.get(MLFLOW), dict):
-        for name in names:
+    if MLFLOW in usable:
+        for name in usable:
             if name.startswith("flotilla") or name in floors:
                 ratios[f"{name} / mlflow req/s at c32 (target >= 30x)"] = (
                     results[name]["c32"]["rps"] / results[MLFLOW]["c32"]["rps"]

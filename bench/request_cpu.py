@@ -54,8 +54,11 @@ class FakeTransport:
     def __init__(self) -> None:
         self.written = 0
         self.closing = False
+        self.first = b""  # the start of the first response, to check its status
 
     def write(self, data: bytes) -> None:
+        if not self.written:
+            self.first = bytes(data[:64])
         self.written += 1
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -163,9 +166,11 @@ class ModelAlone:
 async def run(
     apps: dict[str, Driven | ModelAlone], requests: int, rounds: int
 ) -> dict[str, list[float]]:
-    for driven in apps.values():  # warm up: imports, caches, the model's cost estimate
+    for name, driven in apps.items():  # warm up: imports, caches, the model's cost estimate
         for _ in range(500):
             await driven.one()
+        if isinstance(driven, Driven) and not driven.transport.first.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"{name} does not answer 200: {driven.transport.first!r}")
     samples: dict[str, list[float]] = {name: [] for name in apps}
     for _ in range(rounds):
         for name, driven in apps.items():
