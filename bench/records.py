@@ -153,13 +153,18 @@ def _phase(home: Path, records: bool, seconds: float) -> dict[str, Any]:
                         env=env)  # fmt: skip
     try:
         requests = [{"path": PATH, "body": BODY}]
-        python_load(port, requests, concurrency=2, seconds=1.0)  # warm-up
+        warm = python_load(port, requests, concurrency=2, seconds=1.0)
         c1 = summarize(python_load(port, requests, concurrency=1, seconds=seconds))
         # throughput from wrk when installed: the Python client would take a core itself
         heavy = wrk_load(port, PATH, BODY, concurrency=32, seconds=seconds)
         if heavy is None:
             heavy = python_load(port, requests, concurrency=32, seconds=seconds)
-        return {"c1": c1, "c32": summarize(heavy)}
+        c32 = summarize(heavy)
+        return {
+            "c1": c1,
+            "c32": c32,
+            "answered": warm["requests"] + c1["requests"] + c32["requests"],
+        }
     finally:
         stop_server(proc)
 
@@ -191,7 +196,8 @@ def gateway_bench(seconds: float, rounds: int) -> dict[str, Any]:
 
         store = RecordStore(Settings(home=home).records)
         written = store.query("SELECT count(*) FROM predictions").fetchall()[0][0]
-    return {"off": off, "on": on, "records_written": int(written)}
+    answered = sum(r["answered"] for r in runs["on"])
+    return {"off": off, "on": on, "records_written": int(written), "answered_on": answered}
 
 
 def _report(writers: list[dict[str, Any]], gateway: dict[str, Any], pinned: str) -> None:
@@ -225,8 +231,11 @@ def _report(writers: list[dict[str, Any]], gateway: dict[str, Any], pinned: str)
     )  # fmt: skip
     gateway["p99_ratio"], gateway["throughput_ratio"] = p99, rps
     console.print(table)
+    written, answered = gateway["records_written"], gateway["answered_on"]
+    lost = max(answered - written, 0)  # wrk does not count answers in flight at its end
     console.print(
-        f"records written by the gateway: {gateway['records_written']}; non-2xx: "
+        f"records written by the gateway: {written:,} for {answered:,} answers the clients "
+        f"counted with records on: {lost:,} lost (target 0); non-2xx: "
         f"{off['c32']['non_2xx'] + on['c32']['non_2xx']} (client: {on['c32']['client']})"
     )
 

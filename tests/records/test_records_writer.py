@@ -16,6 +16,7 @@ import pytest
 from conftest import T0, MakeEvent
 from flotilla.errors import ConfigError, RecordsError
 from flotilla.records import PREDICTION_SCHEMA, RecordStore, RecordWriter, install_signal_flush
+from flotilla.records._helper import HELPER_NICENESS
 from flotilla.testing import FakeClock
 
 
@@ -252,3 +253,11 @@ def test_a_dead_helper_is_replaced_and_loses_nothing(
         assert writer.flush() == 1  # by the new helper
     assert sorted(str(r["request_id"]) for r in _rows(tmp_path)) == ["r1", "r2", "r3"]
     assert writer.dropped == 0
+
+
+def test_the_helper_runs_at_a_lower_priority_than_the_serving_process(tmp_path: Path) -> None:
+    with RecordWriter(tmp_path, flush_interval=60.0, helper_process=True) as writer:
+        pid = writer.helper_pid
+        assert pid is not None
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(ours + HELPER_NICENESS, 19)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -41,6 +42,10 @@ logger = logging.getLogger("flotilla.records")
 _CHUNK_BYTES = 1 << 20
 _REPLY_TIMEOUT_S = 300.0
 _START_TIMEOUT_S = 60.0
+HELPER_NICENESS = 10
+"""How much the helper lowers its scheduling priority (``os.nice``): its flushes come in
+bursts, and at the serving process's priority a burst took the core from a request (or from
+the load client on a small machine) and showed in the gateway's p99."""
 
 
 class HelperGone(RecordsError):
@@ -173,9 +178,18 @@ def _chunks(items: Sequence[bytes]) -> list[bytes]:
     return out
 
 
+def _lower_priority() -> None:
+    """Yield the CPU to the serving process: the helper's work is never urgent."""
+    try:
+        os.nice(HELPER_NICENESS)
+    except (AttributeError, OSError):  # not on this platform, or not allowed: run as is
+        pass
+
+
 def _serve(conn: Connection, root: str) -> None:  # pragma: no cover - runs in the child
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _lower_priority()
     from flotilla.records._schema import fields_to_table
     from flotilla.records._segments import write_partitioned
 
