@@ -137,6 +137,9 @@ def test_sample_records_are_valid() -> None:
         ({"kind": "probability"}, [0.1, 1.0], True),
         ({"kind": "probability"}, [1.2, 0.1], False),
         ({"kind": "probability"}, [math.nan, 0.1], False),
+        ({"kind": "probability"}, [1, 0.0], True),
+        ({"kind": "probability"}, [True, 0.5], False),
+        ({"kind": "probability"}, [0.5, -math.inf], False),
         ({"kind": "score"}, [-3.0, 1e9], True),
         ({"kind": "score"}, [math.inf, 1.0], False),
         ({"kind": "label"}, ["yes", 1], True),
@@ -145,8 +148,8 @@ def test_sample_records_are_valid() -> None:
         ({"kind": "items", "k": 2}, [[1, 2, 3], [1]], False),
         ({"kind": "score"}, [1.0], False),
     ],
-    ids=["prob", "prob-range", "prob-nan", "score", "score-inf", "label", "label-list",
-         "items", "items-too-long", "wrong-length"],
+    ids=["prob", "prob-range", "prob-nan", "prob-int", "prob-bool", "prob-inf", "score",
+         "score-inf", "label", "label-list", "items", "items-too-long", "wrong-length"],
 )  # fmt: skip
 def test_output_check(spec: dict[str, object], preds: list[object], ok: bool) -> None:
     problem = OutputSpec.from_dict(spec).check(preds, 2)
@@ -189,3 +192,35 @@ _VALUES = st.one_of(
 def test_the_fast_numeric_check_agrees_with_every_field_checker(records: list[object]) -> None:
     # a list takes the request path's fast check; an iterator always runs the field checkers
     assert NUMERIC.validate(records) == NUMERIC.validate(iter(records))
+
+
+UNBOUNDED = Signature.from_dict(  # every field an unbounded float: the sum-based fast check
+    {"inputs": [{"name": "a", "type": "float"}, {"name": "b", "type": "float"}],
+     "output": {"kind": "score"}}
+)  # fmt: skip
+
+_WIDE = st.one_of(
+    _VALUES, st.sampled_from([10**400, -(10**400), 1e308, -1e308, math.inf, -math.inf])
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.dictionaries(st.sampled_from(["a", "b", "extra"]), _WIDE, max_size=3),
+            st.fixed_dictionaries({"a": _WIDE, "b": _WIDE}),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_the_fast_unbounded_float_check_agrees_with_every_field_checker(
+    records: list[object],
+) -> None:
+    assert UNBOUNDED.validate(records) == UNBOUNDED.validate(iter(records))
+
+
+def test_finite_values_whose_sum_overflows_are_valid() -> None:
+    assert UNBOUNDED.validate([{"a": 1e308, "b": 1e308}]) == []
+    assert [v.field for v in UNBOUNDED.validate([{"a": math.nan, "b": 1.0}])] == ["a"]

@@ -64,6 +64,8 @@ def test_serve_with_two_workers(make_settings: Callable[..., Settings], tmp_path
             for _ in range(20):
                 r = client.post("/v1/models/const:predict", json={"instances": [{"x": 1.0}]})
                 assert r.json()["predictions"] == [0.25]
+            # uvicorn as `serve` configures it: the Date header, no Server banner
+            assert "date" in r.headers and "server" not in r.headers
             text = client.get("/metrics").text
         assert 'flotilla_requests_total{model="const",role="live"} 20.0' in text
     finally:

@@ -128,6 +128,7 @@ def serve(
             # Flotilla never reads the client's address or scheme: X-Forwarded-* rewriting
             # would cost every request a middleware frame and a header scan for nothing
             proxy_headers=False,
+            server_header=False,  # one header less to validate and send per response
         )
     finally:
         if metrics_dir is not None:
