@@ -6,8 +6,12 @@ every call), deploys each as ``mNN@1 -> static`` with a 50 ms deadline, starts
 ``flotilla serve`` and drives concurrent load from a separate process through three phases
 whose shares of broken models change (the control files are rewritten between phases). It
 reports the non-2xx count (target 0), the degraded share against the injected share, the
-reasons seen, p50/p99 of degraded answers against the deadline, and breakers opening and
-closing. Results also go to ``bench/out/chaos.json``.
+reasons seen, p50/p99 of degraded answers against the deadline, breakers opening and
+closing, and the prediction records: the server runs as ``flotilla serve`` does by default
+(records on, helper process), so the run shows whether the default buffer drops any
+(``flotilla_records_dropped_total``; target 0) and counts the records written against the
+requests answered. ``--serve-args --no-records`` runs without them. Results also go to
+``bench/out/chaos.json``.
 """
 
 from __future__ import annotations
@@ -182,22 +186,39 @@ def analyse(
 
 
 def server_side(text: str) -> dict[str, float]:
-    """From /metrics: share of requests answered within 50/100 ms server-side, late results."""
+    """From /metrics: share of requests answered within 50/100 ms server-side, late results,
+    records dropped."""
     buckets: collections.Counter[str] = collections.Counter()
-    late = 0.0
+    late = dropped = 0.0
     for line in text.splitlines():
         if line.startswith("flotilla_request_duration_seconds_bucket"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets[le] += float(line.rsplit(" ", 1)[1])
         elif line.startswith("flotilla_late_results_total"):
             late += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("flotilla_records_dropped_total"):
+            dropped += float(line.rsplit(" ", 1)[1])
     total = buckets["+Inf"] or 1.0
     return {
         "requests": buckets["+Inf"],
         "share_within_50ms": buckets["0.05"] / total,
         "share_within_100ms": buckets["0.1"] / total,
         "late_results_discarded": late,
+        "records_dropped": dropped,
     }
+
+
+def records_written(home: Path) -> int | None:
+    """Live-path records on disk after the server stopped (``None`` when records were off)."""
+    from flotilla.records import RecordStore
+    from flotilla.settings import Settings
+
+    store = RecordStore(Settings(home=home).records)
+    try:
+        sql = "SELECT count(DISTINCT request_id) FROM predictions WHERE role <> 'shadow'"
+        return int(store.query(sql).fetchall()[0][0])
+    except Exception:  # no segment at all: records were off
+        return None
 
 
 def main() -> None:
@@ -224,7 +245,7 @@ def main() -> None:
         env = {**os.environ, "FLOTILLA_HOME": str(home)}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         main_call = "from flotilla.cli.main import main; main()"
-        cmd = [sys.executable, "-c", main_call, "serve", "--port", str(port), "--no-records"]
+        cmd = [sys.executable, "-c", main_call, "serve", "--port", str(port)]
         cmd += args.serve_args.split()
         proc = start_server(cmd, port, env=env, ready_path="/readyz")
         url = f"http://127.0.0.1:{port}"
@@ -245,7 +266,9 @@ def main() -> None:
                 console.print(f"  phase {phase['name']}: {row['requests']} requests")
             results["server_side"] = server_side(httpx.get(f"{url}/metrics", timeout=10).text)
         finally:
-            stop_server(proc)
+            stop_server(proc)  # SIGTERM: the server flushes its last records
+        records_on = "--no-records" not in args.serve_args.split()
+        results["records_written"] = records_written(home) if records_on else None
     report(console, results, Table)
 
 
@@ -282,6 +305,15 @@ def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
             f"{side['requests']:.0f} requests answered within 50 ms, "
             f"{side['share_within_100ms']:.1%} within 100 ms; "
             f"late results discarded: {side['late_results_discarded']:.0f}"
+        )
+    written = results.get("records_written")
+    if written is None:
+        console.print("prediction records: off")
+    else:
+        console.print(
+            f"prediction records: {written:.0f} requests recorded of "
+            f"{side.get('requests', 0):.0f} answered; dropped (the default buffer): "
+            f"{side.get('records_dropped', 0):.0f} (target 0)"
         )
     for row in results["phases"]:
         counts = ", ".join(f"{k} {v}" for k, v in row["first_reason_counts"].items())

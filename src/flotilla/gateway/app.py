@@ -11,8 +11,9 @@ from flotilla.gateway._app import DEFAULT_MAX_BODY_BYTES, Gateway, PredictionSin
 from flotilla.gateway._host import DEFAULT_INLINE_BELOW_S, DeploymentSource
 from flotilla.gateway._pool import ModelPool
 from flotilla.gateway._source import WorkspaceSource
-from flotilla.gateway.shadow import ShadowMirror
+from flotilla.gateway.shadow import ShadowJob, ShadowMirror
 from flotilla.monitoring.metrics import GatewayMetrics
+from flotilla.records import RecordWriter
 from flotilla.settings import Settings
 from flotilla.types import Clock
 
@@ -50,7 +51,8 @@ def create_app(
         metrics: Prometheus metrics (default: a fresh, private registry).
         sink: receives one :class:`~flotilla.records.PredictionEvent` per answered request
             after the response, e.g. a started :class:`~flotilla.records.RecordWriter`; it
-            is closed at shutdown.
+            is closed at shutdown. A ``RecordWriter`` without an ``on_drop`` callback gets
+            one that counts its drops in ``flotilla_records_dropped_total``.
         max_body_bytes: bodies larger than this are answered 413 (default 10 MiB).
         max_threads: model calls that run at once in the thread pool; a call abandoned at
             its deadline stops counting (see :class:`~flotilla.gateway._pool.ModelPool`).
@@ -120,10 +122,13 @@ def create_app(
         source = WorkspaceSource(target, device=device)
     else:
         source = target
+    metrics = metrics or GatewayMetrics()
+    if isinstance(sink, RecordWriter) and sink.on_drop is None:
+        sink.on_drop = metrics.records_dropped.inc
     return Gateway(
         source=source,
         clock=clock or SystemClock(),
-        metrics=metrics or GatewayMetrics(),
+        metrics=metrics,
         executor=ModelPool(max_threads, name="flotilla-model"),
         sink=sink,
         max_body_bytes=max_body_bytes,
@@ -140,8 +145,24 @@ def create_app(
             sink=sink,
             capacity=shadow_capacity,
             concurrency=shadow_threads,
+            on_drop=_count_shadow_drop(metrics),
+            on_result=_count_shadow_call(metrics),
         ),
     )
+
+
+def _count_shadow_drop(metrics: GatewayMetrics) -> Callable[[ShadowJob], None]:
+    def count(job: ShadowJob) -> None:
+        metrics.shadow_dropped.labels(job.model).inc()
+
+    return count
+
+
+def _count_shadow_call(metrics: GatewayMetrics) -> Callable[[ShadowJob, str, float], None]:
+    def count(job: ShadowJob, outcome: str, _seconds: float) -> None:
+        metrics.shadow_calls.labels(job.model, outcome).inc()
+
+    return count
 
 
 def factory() -> Gateway:
@@ -158,8 +179,6 @@ def factory() -> Gateway:
     env = os.environ
     sink = None
     if env.get("FLOTILLA_RECORDS", "1") != "0":
-        from flotilla.records import RecordWriter
-
         flush = float(env.get("FLOTILLA_FLUSH_INTERVAL", "") or 1.0)
         helper = env.get("FLOTILLA_RECORDS_HELPER", "1") != "0"
         writer = RecordWriter(settings.records, flush_interval=flush, helper_process=helper)

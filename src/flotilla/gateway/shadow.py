@@ -101,7 +101,9 @@ class ShadowJob:
 
 @dataclass
 class ShadowStats:
-    """Counters of a mirror (read them any time; exported by the gateway's metrics).
+    """Counters of a mirror (read them any time). A mirror built by ``create_app`` also
+    counts its calls and drops in ``flotilla_shadow_calls_total`` and
+    ``flotilla_shadow_dropped_total``.
 
     Attributes:
         offered: jobs handed to :meth:`ShadowMirror.offer`.

@@ -285,6 +285,24 @@ class GatewayMetrics:
             ["model"],
             registry=reg,
         )
+        self.records_dropped = Counter(
+            "flotilla_records_dropped",
+            "Prediction records dropped before they were written (the writer's buffer was "
+            "full, or a record could not be encoded).",
+            registry=reg,
+        )
+        self.shadow_calls = Counter(
+            "flotilla_shadow_calls",
+            "Shadow calls made after the answer, by model and outcome (ok, error, timeout).",
+            ["model", "outcome"],
+            registry=reg,
+        )
+        self.shadow_dropped = Counter(
+            "flotilla_shadow_dropped",
+            "Shadow jobs dropped without a call (queue full, too many hung calls, or shutdown).",
+            ["model"],
+            registry=reg,
+        )
         self.loop_lag = Gauge(
             "flotilla_event_loop_lag_seconds",
             "Slack taken off model steps' budgets (up to 10% of the deadline): 1.5x the "
