@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -236,3 +237,45 @@ def test_each_answer_is_submitted_to_the_sink(client: httpx.Client, sink: ListSi
     assert event.degraded is True
     assert event.reasons[0]["reason"] == "error"
     assert event.inputs == [ROW, ROW]
+
+
+def test_late_results_in_flight_and_step_latency_reach_metrics(client: httpx.Client) -> None:
+    predict(client, "hanging", [ROW])  # abandoned at 100 ms, its answer comes at 400 ms
+    deadline = time.monotonic() + 5
+    text = ""
+    while 'flotilla_late_results_total{model="hanging"} 1.0' not in text:
+        assert time.monotonic() < deadline, "the late result was not counted"
+        time.sleep(0.1)
+        text = client.get("/metrics").text
+    assert 'flotilla_step_duration_seconds_count{model="hanging",step="live"} 1.0' in text
+    assert 'flotilla_step_duration_seconds_count{model="hanging",step="static"} 1.0' in text
+    assert 'flotilla_in_flight{model="hanging"} 0.0' in text  # back to zero once answered
+    assert "flotilla_event_loop_lag_seconds" in text
+
+
+def test_the_event_time_of_a_record_is_the_arrival_not_the_answer(
+    client: httpx.Client, sink: ListSink
+) -> None:
+    before = datetime.now(UTC)
+    r = predict(client, "hanging", [ROW])  # answered after its 100 ms deadline
+    after = datetime.now(UTC)
+    assert r.json()["reasons"][0]["reason"] == "timeout"
+    deadline = time.monotonic() + 5
+    while not sink.events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (event,) = sink.events
+    assert before <= event.event_time
+    assert event.event_time - before < timedelta(milliseconds=50) < after - before
+
+
+def test_a_registered_static_last_step_answers_even_invalid_input(
+    source: MemorySource, serve: Callable[[Gateway], httpx.Client]
+) -> None:
+    source.add("recs@1", Behaving(0.9))
+    source.add("top@1", Behaving(0.7), flavor="static")  # its version has a signature too
+    source.deploy("recs", "recs@1", "top@1")
+    client = serve(create_app(source))
+    body = predict(client, "recs", [{"x": "bad", "plan": "pro"}]).json()
+    assert body["served_by"] == {"role": "static", "ref": "top@1"}
+    assert body["predictions"] == [0.7]
+    assert [r["reason"] for r in body["reasons"]] == ["invalid_input"]

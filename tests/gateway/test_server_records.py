@@ -107,6 +107,17 @@ def test_sigterm_flushes_every_record(
 
 
 @pytest.mark.slow
+def test_sigint_flushes_every_record(
+    server: tuple[str, subprocess.Popen[bytes], Settings],
+) -> None:
+    url, proc, settings = server
+    sent = _send(url, 60)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C in the terminal running `flotilla serve`
+    assert proc.wait(timeout=60) in (0, -signal.SIGINT)  # a clean shutdown, not a traceback
+    assert _recorded(settings) == {rid for rid, _ in sent}
+
+
+@pytest.mark.slow
 def test_kill_9_loses_at_most_one_flush_interval(
     server: tuple[str, subprocess.Popen[bytes], Settings],
 ) -> None:

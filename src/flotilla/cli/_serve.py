@@ -59,6 +59,21 @@ def serve(
         help="Native model calls (onnx, lightgbm, sklearn) learned to take at most this many "
         "ms run on the event loop, without the thread hop; 0: always the thread pool.",
     ),
+    shadow_deadline_ms: float = typer.Option(
+        1000.0,
+        "--shadow-deadline-ms",
+        help="The most one shadow call may take; a slower one is abandoned and recorded as "
+        "a timeout.",
+    ),
+    shadow_threads: int = typer.Option(
+        4, "--shadow-threads", help="Shadow calls that run at once, per worker."
+    ),
+    shadow_queue: int = typer.Option(
+        1000,
+        "--shadow-queue",
+        help="Shadow jobs that may wait, per worker; beyond it they are dropped and counted "
+        "(flotilla_shadow_dropped_total).",
+    ),
 ) -> None:
     """Serve every deployed model (KServe V1 API, /metrics, /healthz, /readyz).
 
@@ -104,6 +119,17 @@ def serve(
             f"Got {inline_below_ms} instead."
         )
     os.environ["FLOTILLA_INLINE_BELOW_MS"] = str(inline_below_ms)
+    if not shadow_deadline_ms > 0:
+        fail(
+            "The '--shadow-deadline-ms' option must be a positive number of milliseconds. "
+            f"Got {shadow_deadline_ms} instead."
+        )
+    for name, value in (("--shadow-threads", shadow_threads), ("--shadow-queue", shadow_queue)):
+        if value < 1:
+            fail(f"The '{name}' option must be at least 1. Got {value} instead.")
+    os.environ["FLOTILLA_SHADOW_DEADLINE_MS"] = str(shadow_deadline_ms)
+    os.environ["FLOTILLA_SHADOW_THREADS"] = str(shadow_threads)
+    os.environ["FLOTILLA_SHADOW_QUEUE"] = str(shadow_queue)
     metrics_dir: Path | None = None
     if workers > 1:
         metrics_dir = Path(tempfile.mkdtemp(prefix="flotilla-metrics-"))

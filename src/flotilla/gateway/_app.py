@@ -297,6 +297,7 @@ class Gateway:
 
     async def _predict(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
         start = self.clock.monotonic()
+        arrived = self.clock.now() if self.sink is not None else None  # the record's event_time
         request_id = self.request_ids(header(scope, b"x-request-id"))
         rid_header = (b"x-request-id", request_id.encode())
         try:
@@ -329,8 +330,8 @@ class Gateway:
         await send_bytes(send, 200, dumps(body), headers=headers)
         elapsed = self.clock.monotonic() - start
         served.metrics.duration.observe(elapsed)
-        if self.sink is not None:
-            event_time = self.clock.now()
+        if arrived is not None:
+            event_time = arrived
             keys = None if ids is None else [str(i) for i in ids]
             self._submit(
                 served, request_id, instances, keys, answer, elapsed, event_time, feature_times

@@ -275,8 +275,12 @@ class ModelHost:
         static = getattr(version, "flavor", "") == "static"
         step_metrics = metrics.step(step_label(pos, static=static))
         signature = _signature(version)
-        breaker = self._breaker(model, resolved, breaker_config, step_metrics.set_breaker)
         model_call = self._call(resolved, version, predictor, signature, metrics, device)
+        if static:  # the same answer whatever the input: no guard may refuse it
+            return ChainStep(
+                resolved, "static", model_call, reserve, step_metrics, model_call=model_call
+            )
+        breaker = self._breaker(model, resolved, breaker_config, step_metrics.set_breaker)
         call = ModelStep(
             model_call,
             signature=signature,
@@ -287,7 +291,7 @@ class ModelHost:
         )
         return ChainStep(
             resolved,
-            "static" if static else role,
+            role,
             call,
             reserve,
             step_metrics,

@@ -172,8 +172,9 @@ def factory() -> Gateway:
     (``0`` turns prediction records off), ``FLOTILLA_MONITOR_INTERVAL`` (seconds; runs the
     monitor loop in this worker), ``FLOTILLA_FLUSH_INTERVAL`` (seconds between record
     flushes, default 1), ``FLOTILLA_RECORDS_HELPER`` (``0`` writes records in a thread of
-    this process instead of a helper process), ``FLOTILLA_THREADS``, ``FLOTILLA_PROCESSES`` and
-    ``FLOTILLA_INLINE_BELOW_MS`` (see ``create_app``) and ``PROMETHEUS_MULTIPROC_DIR``.
+    this process instead of a helper process), ``FLOTILLA_THREADS``, ``FLOTILLA_PROCESSES``,
+    ``FLOTILLA_INLINE_BELOW_MS`` and ``FLOTILLA_SHADOW_DEADLINE_MS`` / ``_THREADS`` / ``_QUEUE``
+    (see ``create_app``) and ``PROMETHEUS_MULTIPROC_DIR``.
     """
     settings = Settings.from_env()
     env = os.environ
@@ -194,6 +195,9 @@ def factory() -> Gateway:
         inline_below_ms=float(env.get("FLOTILLA_INLINE_BELOW_MS", "") or default_inline_ms),
         max_threads=int(env.get("FLOTILLA_THREADS", "") or _DEFAULT_THREADS),
         processes=int(env.get("FLOTILLA_PROCESSES", "") or 0),
+        shadow_deadline_s=float(env.get("FLOTILLA_SHADOW_DEADLINE_MS", "") or 1000.0) / 1000.0,
+        shadow_threads=int(env.get("FLOTILLA_SHADOW_THREADS", "") or 4),
+        shadow_capacity=int(env.get("FLOTILLA_SHADOW_QUEUE", "") or 1000),
         monitor_interval_s=float(env["FLOTILLA_MONITOR_INTERVAL"])
         if env.get("FLOTILLA_MONITOR_INTERVAL")
         else None,
