@@ -131,7 +131,10 @@ class PromotionPolicy:
         min_labeled: labeled request pairs needed before a verdict (>= 1).
         min_days: days of shadowing needed before a verdict (>= 0).
         metric: one of ``auc, logloss, accuracy, f1, rmse, mae, ndcg@k, hit_rate@k``.
-        margin: how much better (>= 0, in the metric's units) the challenger must be.
+        margin: by how much (>= 0) the challenger's mean per-request loss must be lower,
+            in the metric's loss units (log loss for ``auc`` and ``logloss``, 0/1 error for
+            ``accuracy`` and ``f1``, squared error for ``rmse``, ...): the mSPRT's
+            ``theta0`` (``flotilla.evaluation.verdict.decide``).
         auto: whether the monitor loop promotes by itself when the verdict says so.
     """
 
