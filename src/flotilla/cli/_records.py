@@ -155,7 +155,7 @@ def outcomes_ingest(
     """Ingest delayed ground truth; reports accepted, rejected and unmatched outcomes."""
     rows = read_outcome_file(file)
     registry = open_workspace().registry
-    store = OutcomeStore(settings().records, models=registry.get_model)
+    store = OutcomeStore(settings().records, models=registry)
     report = store.ingest(model, rows)
     unmatched = 0
     if report.accepted:

@@ -4,8 +4,9 @@
 fallbacks stay as they are; the challenger leaves the shadows) and appends a ``promote``
 entry to the audit trail carrying the :class:`~flotilla.evaluation.compare.Comparison`. It
 refuses unless the comparison's verdict is ``promote``, or ``force=True`` with a reason (the
-reason and the overridden verdict are recorded). :func:`auto_promote` is what the monitor
-loop calls for deployments whose policy says ``auto: true``. ``flotilla rollback MODEL``
+reason and the overridden verdict are recorded; when no comparison can be computed, a forced
+promotion records why instead). :func:`auto_promote` is what the monitor loop calls for
+deployments whose policy says ``auto: true``. ``flotilla rollback MODEL``
 (:func:`flotilla.portfolio.rollback`) undoes a promotion with another revision.
 """
 
@@ -84,7 +85,9 @@ def promote(
         reason: why (required with ``force``; recorded with the revision and the audit entry).
         actor: who promotes (default ``workspace.settings.actor``).
         comparison: the evidence; default computed now with :func:`compare` under the
-            deployment's promotion policy.
+            deployment's promotion policy. When ``force`` is set and it cannot be computed
+            (e.g. labels the metric cannot use), the error is recorded in its place (audit
+            ``after.comparison_error``, ``after.comparison`` null) and the promotion goes on.
         since: window start of the comparison computed here.
         clock: wall clock of the comparison computed here.
 
@@ -97,6 +100,7 @@ def promote(
             does not validate.
         ConfigError: ``force`` without a reason, or ``to`` names another model.
         PromotionRefusedError: the verdict is not ``promote`` (nothing is written).
+        ConfigError, RecordsError: without ``force``, the comparison cannot be computed.
 
     Example:
         >>> rev = promote(ws, "churn", to="churn@4")                        # doctest: +SKIP
@@ -123,21 +127,28 @@ def promote(
             f"{target.ref} is already the live version of {model!r} (revision "
             f"{current.revision}); nothing to promote."
         )
+    failure: str | None = None
     if comparison is None:
-        comparison = compare(
-            OutcomeStore(workspace.settings.records),
-            model,
-            challenger=target.ref,
-            champion=live_now,
-            since=since,
-            policy=spec.promotion,
-            clock=clock,
-        )
+        try:
+            comparison = compare(
+                OutcomeStore(workspace.settings.records),
+                model,
+                challenger=target.ref,
+                champion=live_now,
+                since=since,
+                policy=spec.promotion,
+                clock=clock,
+            )
+        except Exception as exc:  # forced: whatever broke the evidence is recorded instead
+            if not force:
+                raise
+            failure = f"{type(exc).__name__}: {exc}"
     if not force:
+        assert comparison is not None  # computed, or compare raised
         _check_evidence(comparison, target.ref, model)
     new = _promoted_spec(registry, spec, target.ref)
     validate(Portfolio({model: new}), registry)
-    text = _reason(target.ref, comparison, force=force, given=why)
+    text = _reason(target.ref, comparison, force=force, given=why, failure=failure)
     rev: DeploymentRevision = registry.put_deployment(
         model,
         new.to_dict(),
@@ -154,7 +165,8 @@ def promote(
             "live": target.ref,
             "revision": rev.revision,
             "forced": force,
-            "comparison": _evidence(comparison),
+            "comparison": None if comparison is None else _evidence(comparison),
+            **({} if failure is None else {"comparison_error": failure}),
         },
         reason=text,
         actor=actor,
@@ -286,7 +298,11 @@ def _check_evidence(comparison: Comparison, target: str, model: str) -> None:
     )
 
 
-def _reason(target: str, comparison: Comparison, *, force: bool, given: str) -> str:
+def _reason(
+    target: str, comparison: Comparison | None, *, force: bool, given: str, failure: str | None
+) -> str:
+    if comparison is None:
+        return f"forced promotion of {target} without a comparison ({failure}): {given}"
     if force:
         return f"forced promotion of {target} over verdict {comparison.verdict!r}: {given}"
     text = (

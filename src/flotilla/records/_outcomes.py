@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from flotilla.clock import SystemClock
-from flotilla.errors import ConfigError, ModelNotFoundError, RecordsError
+from flotilla.errors import ConfigError, FlotillaError, ModelNotFoundError, RecordsError
 from flotilla.records._schema import OUTCOME_SCHEMA, PREDICTION_SCHEMA, dumps, numeric_value
 from flotilla.records._segments import write_partitioned
 from flotilla.records._sql import since_filter, sql_literal
@@ -68,6 +68,28 @@ def _table(model: str, rows: list[CleanOutcome], written_at: datetime) -> pa.Tab
     return pa.table(data, schema=OUTCOME_SCHEMA)
 
 
+def _output_kind(found: object) -> str | None:
+    """The output kind of a model or version (``None`` without a signature)."""
+    kind = getattr(getattr(getattr(found, "signature", None), "output", None), "kind", None)
+    return kind if isinstance(kind, str) else None
+
+
+def _live_kind(models: object, model: str) -> str | None:
+    """The output kind of the live version of ``model``'s deployment, when ``models`` is a
+    registry and the model is deployed (``None`` otherwise)."""
+    current = getattr(models, "current_deployment", None)
+    get_version = getattr(models, "get_version", None)
+    if not callable(current) or not callable(get_version):
+        return None
+    try:
+        revision = current(model)
+        spec = getattr(revision, "spec", None)
+        live = spec.get("live") if isinstance(spec, dict) else None
+        return _output_kind(get_version(live)) if isinstance(live, str) else None
+    except FlotillaError:  # e.g. an alias that no longer resolves: the model's kind then
+        return None
+
+
 class OutcomeStore:
     """Ingest outcomes for a model and join them back to its prediction records.
 
@@ -85,7 +107,9 @@ class OutcomeStore:
         root: the records root folder (``Settings.records``).
         models: a registry (anything with ``get_model(name)``) or a callable that raises
             ``ModelNotFoundError`` or returns ``False`` for an unknown model; ``None`` skips
-            the check.
+            the check. Labels are checked against the output kind of the deployment's live
+            version (a registry only), else of what ``get_model``/the callable returned
+            (its ``signature.output.kind``); with no known kind any JSON scalar is a label.
         clock: wall clock for ``written_at`` and the "not in the future" check.
         max_skew: how far in the future ``observed_at`` may lie (default 5 minutes).
 
@@ -115,10 +139,11 @@ class OutcomeStore:
         if not isinstance(model, str) or not model:
             raise ConfigError(f"The model of outcomes must be a non-empty name. Got {model!r}.")
 
-    def _check_model(self, model: str) -> None:
+    def _check_model(self, model: str) -> str | None:
+        """Refuse an unknown model; return its output kind when known (it types the labels)."""
         self._check_name(model)
         if self.models is None:
-            return
+            return None
         check: ModelCheck = getattr(self.models, "get_model", self.models)
         try:
             found = check(model)
@@ -129,26 +154,32 @@ class OutcomeStore:
                 f"No model is named {model!r}, so its outcomes cannot be stored. "
                 "Register it first ('flotilla models register') or fix the name."
             )
+        return _live_kind(self.models, model) or _output_kind(found)
 
     def ingest(self, model: str, outcomes: Sequence[Any]) -> IngestReport:
         """Validate ``outcomes`` and write the valid ones as one batch (one segment per date).
 
         Each outcome is ``{"request_id", "index", "label", "observed_at"}`` or
         ``{"id", "label", "observed_at"}``. ``observed_at`` is ISO-8601 (naive means UTC;
-        missing means now) and may not lie more than ``max_skew`` in the future; ``label``
-        must be a number, bool or string. Invalid outcomes are listed in ``rejected`` with a
+        missing means now) and may not lie more than ``max_skew`` in the future. ``label``
+        must fit the output kind of the model's live version (else of the model's
+        signature): ``probability`` 0/1 or true/false, ``score`` a finite number, ``label``
+        a string, int or bool, ``items`` an item id or a list of them; with no known kind,
+        any number, bool or string. Invalid outcomes are listed in ``rejected`` with a
         message naming them; the others are still written.
 
         Raises:
             ModelNotFoundError: the model does not exist (nothing is written).
         """
-        self._check_model(model)
+        kind = self._check_model(model)
         now = self.clock.now()
         good: list[CleanOutcome] = []
         rejected: list[dict[str, Any]] = []
         for i, raw in enumerate(outcomes):
             try:
-                good.append(clean_outcome(raw, now=now, max_skew=self.max_skew))
+                good.append(
+                    clean_outcome(raw, now=now, max_skew=self.max_skew, kind=kind, model=model)
+                )
             except OutcomeProblem as exc:
                 rejected.append({"index": i, "error": f"Outcome {i} is invalid: {exc}"})
         if good:
