@@ -74,7 +74,7 @@ def compare_command(
     registry = ws.registry
     registry.get_model(model)  # a clear error for an unknown model
     spec = _spec(registry, model)
-    ref = _challenger(registry, spec, challenger)
+    ref = _challenger(registry, model, spec, challenger)
     champion = _resolve(registry, spec.live) if spec is not None else None
     store = OutcomeStore(ws.settings.records, models=registry)
     with warnings.catch_warnings(record=True) as caught:
@@ -143,9 +143,23 @@ def _resolve(registry: Any, ref: str) -> str:
     return str(registry.get_version(ref).ref)
 
 
-def _challenger(registry: Any, spec: DeploymentSpec | None, given: str | None) -> str | None:
+def _challenger(
+    registry: Any, model: str, spec: DeploymentSpec | None, given: str | None
+) -> str | None:
     if given is not None:
-        return _resolve(registry, given)
+        ref = _resolve(registry, given)
+        owner = ref.rpartition("@")[0]
+        if owner != model:
+            raise ConfigError(
+                f"The challenger {given!r} is a version of model {owner!r}, not of {model!r}. "
+                f"Pass one of {model!r}'s versions, e.g. a shadow of its deployment."
+            )
+        if spec is not None and ref == _resolve(registry, spec.live):
+            raise ConfigError(
+                f"The challenger {given!r} is {model!r}'s live version ({ref}): compare it "
+                "with a shadow (--challenger REF), not with itself."
+            )
+        return ref
     if spec is not None and spec.shadows:
         return _resolve(registry, spec.shadows[0].ref)
     return None

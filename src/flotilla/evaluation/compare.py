@@ -182,7 +182,7 @@ def compare(
     champion: str | None = None,
     since: datetime | None = None,
     metric: str | None = None,
-    policy: PromotionPolicy | None = None,
+    policy: PromotionPolicy | _verdict.PromotionPolicy | None = None,
     clock: Clock | None = None,
     seed: int = 0,
 ) -> Comparison:
@@ -197,7 +197,8 @@ def compare(
             the latest live request.
         since: only requests that arrived at or after this time.
         metric: the metric (default the policy's, else ``auc``).
-        policy: the promotion policy (default :class:`~flotilla.portfolio.PromotionPolicy`).
+        policy: the promotion policy (default :class:`~flotilla.portfolio.PromotionPolicy`;
+            :class:`flotilla.evaluation.PromotionPolicy`, with ``alpha`` and ``tau``, too).
         clock: wall clock for "days of shadowing" (default the system clock).
         seed: seed of the bootstrap resampling.
 

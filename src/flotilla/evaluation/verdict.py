@@ -55,6 +55,18 @@ class PromotionPolicy:
     tau: float | None = None
     auto: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as plain data (what a comparison reports it applied)."""
+        return {
+            "min_labeled": self.min_labeled,
+            "min_days": self.min_days,
+            "metric": self.metric,
+            "margin": self.margin,
+            "alpha": self.alpha,
+            "tau": self.tau,
+            "auto": self.auto,
+        }
+
     @classmethod
     def from_dict(
         cls, data: Mapping[str, Any], *, where: str = "promotion policy"
