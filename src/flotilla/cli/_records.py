@@ -83,7 +83,7 @@ def records_query(
     relation = _run(lambda: _store().query(sql))
     if limit is not None:
         relation = relation.limit(limit)
-    table = relation.to_arrow_table()
+    table = _run(relation.to_arrow_table)  # a damaged segment is found (and skipped) here
     if json:
         emit_json(table.to_pylist())
         return
@@ -96,7 +96,7 @@ def records_tail(
     json: bool = JSON_OPTION,
 ) -> None:
     """Show the latest prediction records of a model, newest first."""
-    table = _run(lambda: _store().tail(model, n)).to_arrow_table()
+    table = _run(lambda: _store().tail(model, n).to_arrow_table())
     if json:
         emit_json(table.to_pylist())
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,16 @@ class Scan:
     rows: int = 0
 
 
+def _stamped(corrupted: list[tuple[Path, str]]) -> dict[str, Any]:
+    """``{path: [size, mtime_ns, error]}`` of the segments still on disk (the known-bad list)."""
+    known: dict[str, Any] = {}
+    for path, error in corrupted:
+        with contextlib.suppress(FileNotFoundError):
+            stat = path.stat()
+            known[str(path)] = [stat.st_size, stat.st_mtime_ns, error]
+    return known
+
+
 def _inspect(path: Path, *, full: bool) -> _Entry:
     stat = path.stat()
     error = segment_error(path, full=full)
@@ -93,6 +104,7 @@ class SegmentCatalog:
         self.root = root
         self._cache: dict[tuple[Path, bool], _Entry] = {}
         self._known_bad: dict[str, Any] = {}
+        self._quarantined: dict[str, Any] = {}  # found by reads, kept if the list is unwritable
 
     @property
     def _known_bad_file(self) -> Path:
@@ -103,20 +115,47 @@ class SegmentCatalog:
             data = orjson.loads(self._known_bad_file.read_bytes())
         except (OSError, orjson.JSONDecodeError):
             data = {}
-        self._known_bad = data if isinstance(data, dict) else {}
+        self._known_bad = {**(data if isinstance(data, dict) else {}), **self._quarantined}
 
     def remember_corrupted(self, corrupted: list[tuple[Path, str]]) -> None:
         """Record segments a full check found corrupted, so cheap scans skip them too."""
-        known: dict[str, Any] = {}
-        for path, error in corrupted:
-            with contextlib.suppress(FileNotFoundError):
-                stat = path.stat()
-                known[str(path)] = [stat.st_size, stat.st_mtime_ns, error]
+        known = _stamped(corrupted)
         if known:
             write_atomic_bytes(self._known_bad_file, orjson.dumps(known))
         else:
             self._known_bad_file.unlink(missing_ok=True)
         self._known_bad = known
+        self._quarantined = {}
+
+    def find_corrupted(self, paths: Iterable[Path]) -> list[tuple[Path, str]]:
+        """The segments among ``paths`` that a full read (every page, checksums) fails on.
+
+        Results are cached like :meth:`entry`'s; a segment removed meanwhile is left out.
+        """
+        found: list[tuple[Path, str]] = []
+        for path in paths:
+            try:
+                error = self.entry(path, full=True).error
+            except FileNotFoundError:
+                continue
+            if error is not None:
+                found.append((path, error))
+        return found
+
+    def quarantine(self, corrupted: list[tuple[Path, str]]) -> None:
+        """Add segments found corrupted while reading them to the list of the last check.
+
+        From then on every scan skips them, as if ``records check`` had found them (the next
+        check rewrites the list). When the list cannot be written (a read-only root), this
+        catalog still skips them.
+        """
+        added = _stamped(corrupted)
+        self._quarantined.update(added)
+        self._load_known_bad()
+        try:
+            write_atomic_bytes(self._known_bad_file, orjson.dumps(self._known_bad))
+        except OSError as exc:
+            logger.warning("Could not update %s: %s", self._known_bad_file, exc)
 
     def entry(self, path: Path, *, full: bool = False) -> _Entry:
         """The (cached) validation result of one segment."""
