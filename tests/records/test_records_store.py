@@ -90,3 +90,8 @@ def test_corrupted_segment_is_skipped_and_reported(
     assert fresh.tail("churn", n=50).to_arrow_table().num_rows == 7  # other models unaffected
     victim.unlink()  # the user moves it away: the next check is clean again
     assert RecordStore(tmp_path).check().ok
+
+
+def test_connect_refuses_unknown_views(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="predictions"):
+        RecordStore(tmp_path).connect(views=("predictions", "labels"))

@@ -44,14 +44,12 @@ class Window:
 def connect(store: RecordStore, model: str) -> duckdb.DuckDBPyConnection:
     """A connection with the ``predictions`` view of one model.
 
-    Unlike ``RecordStore.connect`` it does not run compaction recovery over every model's
-    partitions (O(models) per call); the segment catalog already hides the sources of an
-    unfinished compaction, so the rows are the same.
+    It comes from ``RecordStore.connect``, so a query that fails on a segment damaged inside
+    its pages skips that segment (with a ``CorruptSegmentWarning``) and runs again, but with
+    that one view only and no compaction recovery pass: the segment catalog already hides the
+    sources of an unfinished compaction, so the rows are the same.
     """
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    store.relation(con, "predictions", model).to_view("predictions")
-    return con
+    return store.connect(model, views=("predictions",), recovery=False)
 
 
 def has_outcomes(outcomes: Any, model: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -108,7 +108,13 @@ class RecordStore:
             return cast(duckdb.DuckDBPyRelation, rel)
         return _build_relation(con, spec)
 
-    def connect(self, model: str | None = None) -> duckdb.DuckDBPyConnection:
+    def connect(
+        self,
+        model: str | None = None,
+        *,
+        views: Sequence[str] = KINDS,
+        recovery: bool = True,
+    ) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with views ``predictions`` and ``outcomes``.
 
         A query on it (or on a relation made from it) that fails on a segment damaged inside
@@ -120,20 +126,37 @@ class RecordStore:
         fails halfway is not run again.
 
         Args:
-            model: restrict both views to one model's partitions (faster for big roots).
+            model: restrict the views to one model's partitions (faster for big roots).
+            views: the views to create, of ``predictions`` and ``outcomes``; a view not
+                asked for costs nothing (its segments are not listed).
+            recovery: first finish or undo the compactions that died halfway (in
+                ``model``'s partitions when given). Without it the rows are the same (the
+                segment catalog hides the sources of an unfinished compaction), and the
+                leftover files wait for the next caller that recovers; callers that connect
+                often (health reports) skip it.
 
         Raises:
+            ConfigError: ``views`` names something else than ``predictions`` or ``outcomes``.
             RecordsError: (from a query) it failed reading the segments and no damaged one
                 was found to skip.
+
+        Example:
+            >>> con = store.connect("churn", views=["predictions"])  # doctest: +SKIP
+            >>> con.execute("SELECT count(*) FROM predictions").fetchall()  # doctest: +SKIP
         """
-        recover(self.root, KINDS, model=model, catalog=self._catalog)
+        if isinstance(views, str) or not set(views) <= set(KINDS):
+            raise ConfigError(
+                f"The 'views' of connect must be a sequence of {KINDS}. Got {views!r} instead."
+            )
+        if recovery:
+            recover(self.root, KINDS, model=model, catalog=self._catalog)
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
-        views = _SegmentViews(self._catalog, con)
-        for kind in KINDS:
+        segment_views = _SegmentViews(self._catalog, con)
+        for kind in dict.fromkeys(views):
             spec = _ViewSpec(kind, model, False, tuple(self.segments(kind, model)))
-            views.define(kind, spec)
-        return cast(duckdb.DuckDBPyConnection, _GuardedConnection(con, views))
+            segment_views.define(kind, spec)
+        return cast(duckdb.DuckDBPyConnection, _GuardedConnection(con, segment_views))
 
     def query(self, sql: str, *, model: str | None = None) -> duckdb.DuckDBPyRelation:
         """Run ``sql`` over the views; returns a lazy relation (``.to_arrow_table()``, ``.df()``).
