@@ -6,8 +6,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import pyarrow.parquet as pq
 import pytest
 
 from flotilla.monitoring.health import health_report
@@ -15,6 +13,7 @@ from flotilla.records import CorruptSegmentWarning, PredictionEvent, RecordStore
 from flotilla.records._catalog import KNOWN_BAD_FILE, SegmentCatalog
 from flotilla.records._segments import list_segments
 from flotilla.testing import FakeClock
+from segment_damage import damage_page
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 BATCHES, PER_BATCH = 3, 4
@@ -44,27 +43,9 @@ def _write(root: Path) -> None:
         writer.flush()
 
 
-def _damage_page(segment: Path, where: str, column: str = "latency_ms") -> None:
-    """Flip one byte in the pages of ``column``; the footer stays readable.
-
-    ``latency_ms`` by default: the report's first query reads it (percentiles), whereas a
-    constant column such as ``role`` is answered from the footer statistics there.
-
-    ``header``: the first page header (DuckDB's error names no file); ``payload``: inside
-    the compressed page data (DuckDB names the file).
-    """
-    group = pq.read_metadata(segment).row_group(0)
-    chunk = next(
-        c for c in map(group.column, range(group.num_columns)) if c.path_in_schema == column
-    )
-    start = chunk.dictionary_page_offset or chunk.data_page_offset
-    pos = chunk.data_page_offset if where == "header" else start + chunk.total_compressed_size // 2
-    data = bytearray(segment.read_bytes())
-    data[pos] ^= 0xFF
-    segment.write_bytes(bytes(data))
-    pq.read_metadata(segment)  # the footer check at connect time sees nothing wrong
-    with pytest.raises(duckdb.Error):  # ... but DuckDB fails reading the pages
-        duckdb.connect().read_parquet(str(segment)).select(column).fetchall()
+# ``latency_ms``: the report's first query reads it (percentiles), whereas a constant
+# column such as ``role`` is answered from the footer statistics there.
+DAMAGED_COLUMN = "latency_ms"
 
 
 def _report(root: Path) -> Any:
@@ -75,7 +56,7 @@ def _report(root: Path) -> Any:
 def test_report_skips_a_damaged_page_without_a_prior_check(tmp_path: Path, where: str) -> None:
     _write(tmp_path)
     victim = list_segments(tmp_path, "predictions", "churn")[1]
-    _damage_page(victim, where)
+    damage_page(victim, where, DAMAGED_COLUMN)
     assert not (tmp_path / KNOWN_BAD_FILE).exists()  # no 'records check' ran
     with pytest.warns(CorruptSegmentWarning, match=victim.name):
         report = _report(tmp_path)

@@ -18,6 +18,7 @@ from flotilla.records import CorruptSegmentWarning, OutcomeStore, RecordStore, R
 from flotilla.records._catalog import KNOWN_BAD_FILE, SegmentCatalog
 from flotilla.records._segments import list_segments
 from flotilla.testing import FakeClock
+from segment_damage import damage_page
 
 
 def _write(root: Path, make_event: MakeEvent, batches: int = 3, per_batch: int = 5) -> None:
@@ -31,28 +32,6 @@ def _write(root: Path, make_event: MakeEvent, batches: int = 3, per_batch: int =
         writer.flush()
 
 
-def _damage_page(segment: Path, where: str, column: str = "role") -> None:
-    """Flip one byte in the pages of ``column``; the footer stays readable.
-
-    Only a query that reads ``column`` fails on it (DuckDB reads only the columns it needs).
-
-    ``header``: the first page header (DuckDB fails without naming the file);
-    ``payload``: inside the compressed page data (DuckDB names the file).
-    """
-    group = pq.read_metadata(segment).row_group(0)
-    chunk = next(
-        c for c in map(group.column, range(group.num_columns)) if c.path_in_schema == column
-    )
-    start = chunk.dictionary_page_offset or chunk.data_page_offset
-    pos = chunk.data_page_offset if where == "header" else start + chunk.total_compressed_size // 2
-    data = bytearray(segment.read_bytes())
-    data[pos] ^= 0xFF
-    segment.write_bytes(bytes(data))
-    pq.read_metadata(segment)  # the footer check at connect time sees nothing wrong
-    with pytest.raises(duckdb.Error):  # ... but DuckDB fails reading the pages
-        duckdb.connect().read_parquet(str(segment)).select(column).fetchall()
-
-
 def _ids(segments: list[Path]) -> set[str]:
     return {r for s in segments for r in pq.read_table(s).column("request_id").to_pylist()}
 
@@ -64,7 +43,7 @@ def damaged(tmp_path: Path, make_event: MakeEvent) -> tuple[Path, Path, set[str]
     segments = list_segments(tmp_path, "predictions")
     victim = list_segments(tmp_path, "predictions", "recs")[0]
     intact = _ids([s for s in segments if s != victim])
-    _damage_page(victim, "header")
+    damage_page(victim, "header", "role")
     return tmp_path, victim, intact
 
 
@@ -76,7 +55,7 @@ def test_query_skips_a_damaged_page_without_a_prior_check(
     segments = list_segments(tmp_path, "predictions")
     victim = list_segments(tmp_path, "predictions", "recs")[0]
     intact = _ids([s for s in segments if s != victim])
-    _damage_page(victim, where)
+    damage_page(victim, where, "role")
     store = RecordStore(tmp_path)
     with pytest.warns(CorruptSegmentWarning, match=victim.name):
         rows = store.query("SELECT request_id, role FROM predictions").fetchall()
@@ -111,7 +90,7 @@ def test_every_damaged_segment_is_skipped(tmp_path: Path, make_event: MakeEvent)
     victims = list_segments(tmp_path, "predictions", "recs")[:2]
     intact = _ids([s for s in list_segments(tmp_path, "predictions") if s not in victims])
     for victim in victims:
-        _damage_page(victim, "payload")  # DuckDB names one file per failure
+        damage_page(victim, "payload", "role")  # DuckDB names one file per failure
     with pytest.warns(CorruptSegmentWarning) as caught:
         rows = RecordStore(tmp_path).query("SELECT * FROM predictions").fetchall()
     assert {r[0] for r in rows} == intact
@@ -142,7 +121,7 @@ def test_outcome_views_heal(tmp_path: Path, make_event: MakeEvent) -> None:
     for i in range(3):  # one outcome segment each
         store.ingest("churn", [{"request_id": f"r{i}", "index": 0, "label": 1}])
     victim = list_segments(tmp_path, "outcomes", "churn")[0]
-    _damage_page(victim, "payload", column="label")
+    damage_page(victim, "payload", "label")
     with pytest.warns(CorruptSegmentWarning, match=victim.name):
         rows = store.joined("churn").fetchall()  # reads 'outcomes_ordered' as well
     assert len(rows) == 2
@@ -164,7 +143,7 @@ def test_compare_skips_a_damaged_page(tmp_path: Path, make_event: MakeEvent) -> 
     store = OutcomeStore(tmp_path, clock=FakeClock(start=T0 + timedelta(days=3)))
     store.ingest("churn", labels)
     victim = list_segments(tmp_path, "predictions", "churn")[0]
-    _damage_page(victim, "header")
+    damage_page(victim, "header", "role")
     with pytest.warns(CorruptSegmentWarning, match=victim.name):
         result = compare(store, "churn", champion="churn@1", challenger="churn@2", metric="auc")
     assert result.labeled_pairs == 40  # the 20 requests of the damaged segment are skipped
