@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +16,11 @@ from typer.testing import CliRunner, Result
 
 from flotilla.cli.main import app
 from flotilla.errors import AliasNotFoundError, ModelNotFoundError, VersionNotFoundError
-from flotilla.portfolio import DeploymentSpec, Portfolio, apply
-from flotilla.records import OutcomeStore, PredictionEvent, RecordWriter
 from flotilla.settings import Settings
-from flotilla.testing import FakeClock
 from flotilla.workspace import Workspace
+from shadow_support import deploy_churn, record_labeled, register_tiny
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-SIG = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "probability"}}
-MODEL_PY = """
-class Model:
-    def __init__(self, answer=0.5):
-        self.answer = answer
-
-    def predict(self, records):
-        return [self.answer for _ in records]
-"""
 # signal strength of each version's probabilities (0: coin flips)
 SIGNAL = {"churn@1": 0.8, "churn@2": 2.0, "churn@3": 0.0}
 N = 400
@@ -45,47 +33,19 @@ def home(tmp_path: Path) -> tuple[Settings, dict[str, Any]]:
     second model ``other``. Returns the settings and the data each version saw."""
     settings = Settings(home=tmp_path / "home", actor="setup")
     ws = Workspace.open(settings)
-    code = tmp_path / "tiny_challenger_model.py"
-    code.write_text(MODEL_PY)
-    for name, answer in (("churn", 0.4), ("churn", 0.6), ("churn", 0.7), ("other", 0.1)):
-        ws.register(
-            name, flavor="python", artifact=code, entry="tiny_challenger_model:Model",
-            params={"answer": answer}, signature=SIG,
-        )  # fmt: skip
+    versions = [("churn", 0.4), ("churn", 0.6), ("churn", 0.7), ("other", 0.1)]
+    register_tiny(ws, tmp_path, versions, module="tiny_challenger_model")
     ws.registry.set_alias("churn", "candidate", 3, actor="setup")
-    spec = DeploymentSpec.from_dict(
-        {
-            "live": "churn@1",
-            "fallbacks": [{"static": {"value": 0.5}}],
-            "shadows": [{"ref": "churn@2", "sample": 1.0}, {"ref": "churn@3", "sample": 1.0}],
-            "promotion": {"min_labeled": 200, "min_days": 1, "metric": "logloss"},
-        },
-        model="churn",
-    )
-    apply(Portfolio({"churn": spec}), ws.registry, actor="setup")
+    policy = {"min_labeled": 200, "min_days": 1, "metric": "logloss"}
+    deploy_churn(ws, shadows=("churn@2", "churn@3"), promotion=policy, actor="setup")
     rng = np.random.default_rng(12)
     y = rng.integers(0, 2, N)
     probs = {
         ref: 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.normal(size=N))))
         for ref, signal in SIGNAL.items()
     }
-    writer = RecordWriter(settings.records, clock=FakeClock(start=T0 + timedelta(days=3)))
-    outcomes = []
-    for i in range(N):
-        t = T0 + timedelta(seconds=i * 3 * 86_400 / N)
-        for ref, p in probs.items():
-            writer.submit(
-                PredictionEvent(
-                    request_id=f"q{i}", model="churn", ref=ref,
-                    role="live" if ref == "churn@1" else "shadow", inputs=[{"x": 1.0}],
-                    predictions=[float(p[i])], ids=None, latency_ms=2.0, degraded=False,
-                    reasons=[], event_time=t,
-                )
-            )  # fmt: skip
-        outcomes.append({"request_id": f"q{i}", "label": int(y[i]), "observed_at": t.isoformat()})
-    writer.flush()
-    OutcomeStore(settings.records, clock=FakeClock(start=T0 + timedelta(days=4))).ingest(
-        "churn", outcomes
+    record_labeled(
+        settings.records, probs, y, days=3, label_delay=timedelta(0), prefix="q", latency_ms=2.0
     )
     return settings, {"y": y, **probs}
 

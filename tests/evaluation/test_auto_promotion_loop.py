@@ -11,32 +11,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from flotilla.cli.main import app
 from flotilla.gateway import create_app
-from flotilla.portfolio import DeploymentSpec, Portfolio, apply
-from flotilla.records import OutcomeStore, PredictionEvent, RecordWriter
 from flotilla.settings import Settings
-from flotilla.testing import FakeClock
 from flotilla.workspace import Workspace
-
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-SIG = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "probability"}}
-MODEL_PY = """
-class Model:
-    def __init__(self, answer=0.5):
-        self.answer = answer
-
-    def predict(self, records):
-        return [self.answer for _ in records]
-"""
+from shadow_support import deploy_churn, register_tiny, shadow_traffic
 
 
 @pytest.fixture
@@ -49,55 +34,13 @@ def make_home(
     def build(*, auto: bool) -> tuple[Settings, Workspace]:
         settings = make_settings()
         ws = Workspace.open(settings)
-        code = tmp_path / "tiny_auto_model.py"
-        code.write_text(MODEL_PY)
-        for answer in (0.4, 0.6):
-            ws.register(
-                "churn", flavor="python", artifact=code, entry="tiny_auto_model:Model",
-                params={"answer": answer}, signature=SIG,
-            )  # fmt: skip
-        spec = DeploymentSpec.from_dict(
-            {
-                "live": "churn@1",
-                "fallbacks": [{"static": {"value": 0.5}}],
-                "shadows": [{"ref": "churn@2", "sample": 1.0}],
-                "promotion": {"min_labeled": 300, "min_days": 2, "metric": "logloss",
-                              "auto": auto},
-            },
-            model="churn",
-        )  # fmt: skip
-        apply(Portfolio({"churn": spec}), ws.registry, actor="ana")
-        _traffic(settings.records, n=600, days=3)
+        register_tiny(ws, tmp_path, [("churn", 0.4), ("churn", 0.6)], module="tiny_auto_model")
+        policy = {"min_labeled": 300, "min_days": 2, "metric": "logloss", "auto": auto}
+        deploy_churn(ws, promotion=policy)
+        shadow_traffic(settings.records, n=600, days=3, chall=2.0, seed=4)
         return settings, ws
 
     return build
-
-
-def _traffic(root: Path, *, n: int, days: float) -> None:
-    """Live churn@1 (weak) and shadow churn@2 (strong) answers, labels an hour later."""
-    rng = np.random.default_rng(4)
-    y = rng.integers(0, 2, n)
-    writer = RecordWriter(root, clock=FakeClock(start=T0 + timedelta(days=days)))
-    outcomes = []
-    for i in range(n):
-        t = T0 + timedelta(seconds=i * days * 86_400 / n)
-        for role, ref, signal in (("live", "churn@1", 0.3), ("shadow", "churn@2", 2.0)):
-            p = 1 / (1 + np.exp(-(signal * (2 * y[i] - 1) + rng.normal())))
-            writer.submit(
-                PredictionEvent(
-                    request_id=f"r{i}", model="churn", ref=ref, role=role, inputs=[{"x": 1.0}],
-                    predictions=[float(p)], ids=None, latency_ms=1.0, degraded=False,
-                    reasons=[], event_time=t,
-                )
-            )  # fmt: skip
-        outcomes.append(
-            {"request_id": f"r{i}", "label": int(y[i]),
-             "observed_at": (t + timedelta(hours=1)).isoformat()}
-        )  # fmt: skip
-    writer.flush()
-    OutcomeStore(root, clock=FakeClock(start=T0 + timedelta(days=days + 1))).ingest(
-        "churn", outcomes
-    )
 
 
 def _monitor_run(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:

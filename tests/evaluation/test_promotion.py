@@ -3,88 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from flotilla.errors import ConfigError, DeploymentError
 from flotilla.evaluation.compare import compare
 from flotilla.evaluation.promotion import PromotionRefusedError, auto_promote, promote
-from flotilla.portfolio import DeploymentSpec, Portfolio, apply, rollback
-from flotilla.records import OutcomeStore, PredictionEvent, RecordWriter
+from flotilla.portfolio import DeploymentSpec, rollback
+from flotilla.records import OutcomeStore
 from flotilla.settings import Settings
 from flotilla.testing import FakeClock
 from flotilla.workspace import Workspace
-
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-SIG = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "probability"}}
-
-
-MODEL_PY = """
-class Model:
-    def __init__(self, answer=0.5):
-        self.answer = answer
-
-    def predict(self, records):
-        return [self.answer for _ in records]
-"""
+from shadow_support import T0, deploy_churn, register_tiny, shadow_traffic
 
 
 @pytest.fixture
 def ws(make_settings: Callable[..., Settings], tmp_path: Path) -> Workspace:
     """Versions churn@1, churn@2, churn@3 (tiny python models) and other@1."""
     workspace = Workspace.open(make_settings())
-    code = tmp_path / "tiny_churn.py"
-    code.write_text(MODEL_PY)
-    for name, value in (("churn", 0.4), ("churn", 0.6), ("churn", 0.7), ("other", 0.1)):
-        workspace.register(
-            name, flavor="python", artifact=code, entry="tiny_churn:Model",
-            params={"answer": value}, signature=SIG,
-        )  # fmt: skip
+    versions = [("churn", 0.4), ("churn", 0.6), ("churn", 0.7), ("other", 0.1)]
+    register_tiny(workspace, tmp_path, versions, module="tiny_churn")
     return workspace
 
 
 def deploy(ws: Workspace, *, auto: bool = False, shadows: tuple[str, ...] = ("churn@2",)) -> None:
-    spec = DeploymentSpec.from_dict(
-        {
-            "live": "churn@1",
-            "fallbacks": [{"static": {"value": 0.5}}],
-            "shadows": [{"ref": s, "sample": 1.0} for s in shadows],
-            "promotion": {"min_labeled": 300, "min_days": 2, "metric": "logloss", "auto": auto},
-        },
-        model="churn",
-    )
-    apply(Portfolio({"churn": spec}), ws.registry, actor="ana")
+    policy = {"min_labeled": 300, "min_days": 2, "metric": "logloss", "auto": auto}
+    deploy_churn(ws, shadows=shadows, promotion=policy)
 
 
 def traffic(root: Path, *, n: int, days: float, chall: float, champ: float = 0.3) -> None:
     """Live churn@1 and shadow churn@2 predictions with labels an hour later."""
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 2, n)
-    writer = RecordWriter(root, clock=FakeClock(start=T0 + timedelta(days=days)))
-    outcomes = []
-    for i in range(n):
-        t = T0 + timedelta(seconds=i * days * 86_400 / n)
-        for role, ref, signal in (("live", "churn@1", champ), ("shadow", "churn@2", chall)):
-            p = 1 / (1 + np.exp(-(signal * (2 * y[i] - 1) + rng.normal())))
-            writer.submit(
-                PredictionEvent(
-                    request_id=f"r{i}", model="churn", ref=ref, role=role, inputs=[{"x": 1.0}],
-                    predictions=[float(p)], ids=None, latency_ms=1.0, degraded=False,
-                    reasons=[], event_time=t,
-                )
-            )  # fmt: skip
-        outcomes.append(
-            {"request_id": f"r{i}", "label": int(y[i]),
-             "observed_at": (t + timedelta(hours=1)).isoformat()}
-        )  # fmt: skip
-    writer.flush()
-    OutcomeStore(root, clock=FakeClock(start=T0 + timedelta(days=days + 1))).ingest(
-        "churn", outcomes
-    )
+    shadow_traffic(root, n=n, days=days, chall=chall, champ=champ)
 
 
 def _clock(days: float) -> FakeClock:

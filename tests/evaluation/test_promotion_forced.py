@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,37 +15,19 @@ from flotilla.cli import _evaluation
 from flotilla.cli._groups import Groups
 from flotilla.errors import ConfigError
 from flotilla.evaluation.promotion import promote
-from flotilla.portfolio import DeploymentSpec, Portfolio, apply
 from flotilla.records import OutcomeStore, PredictionEvent, RecordWriter
 from flotilla.settings import Settings
 from flotilla.testing import FakeClock
 from flotilla.workspace import Workspace
-
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-SIG = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "probability"}}
-MODEL_PY = "class Model:\n    def predict(self, records):\n        return [0.5] * len(records)\n"
+from shadow_support import T0, deploy_churn, register_tiny
 
 
 @pytest.fixture
 def ws(make_settings: Callable[..., Settings], tmp_path: Path) -> Workspace:
     """churn@1 live, churn@2 in the shadows (auc policy), with labels auc cannot use."""
     workspace = Workspace.open(make_settings())
-    code = tmp_path / "half_churn.py"
-    code.write_text(MODEL_PY)
-    for _ in range(2):
-        workspace.register(
-            "churn", flavor="python", artifact=code, entry="half_churn:Model", signature=SIG
-        )
-    spec = DeploymentSpec.from_dict(
-        {
-            "live": "churn@1",
-            "fallbacks": [{"static": {"value": 0.5}}],
-            "shadows": [{"ref": "churn@2", "sample": 1.0}],
-            "promotion": {"min_labeled": 10, "min_days": 0, "metric": "auc"},
-        },
-        model="churn",
-    )
-    apply(Portfolio({"churn": spec}), workspace.registry, actor="ana")
+    register_tiny(workspace, tmp_path, [("churn", 0.5), ("churn", 0.5)], module="half_churn")
+    deploy_churn(workspace, promotion={"min_labeled": 10, "min_days": 0, "metric": "auc"})
     root = workspace.settings.records
     writer = RecordWriter(root, clock=FakeClock(start=T0))
     for i in range(4):

@@ -24,7 +24,7 @@ Monte Carlo standard deviations it allows. Every seed is fixed: the tests are de
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,9 @@ from flotilla.evaluation import (
     per_row_loss,
 )
 from flotilla.portfolio import PromotionPolicy
-from flotilla.records import OutcomeStore, PredictionEvent, RecordWriter
+from flotilla.records import OutcomeStore
 from flotilla.testing import FakeClock
+from shadow_support import T0, record_labeled
 
 EXACT = 1e-12  # the same formula computed two ways: only rounding differs
 Z975 = float(stats.norm.ppf(0.975))
@@ -328,8 +329,6 @@ def test_paired_bootstrap_agrees_with_the_paired_t_interval() -> None:
 
 # -- compare(): the same numbers from prediction and outcome records --------------------------
 
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
 
 def _records(root: Path, *, n: int, days: float) -> tuple[OutcomeStore, dict[str, Any]]:
     """Live churn@1 and shadow churn@2 probabilities (ties included), labels an hour later, so
@@ -337,23 +336,8 @@ def _records(root: Path, *, n: int, days: float) -> tuple[OutcomeStore, dict[str
     y, champ = _binary(n, seed=20, signal=0.5)
     rng = np.random.default_rng(21)
     chall = np.round(special.expit(1.2 * (2 * y - 1) + rng.normal(size=n)), 2)
-    writer = RecordWriter(root, clock=FakeClock(start=T0 + timedelta(days=days)))
-    outcomes = []
-    for i in range(n):
-        t = T0 + timedelta(seconds=i * days * 86_400 / n)
-        for role, ref, p in (("live", "churn@1", champ[i]), ("shadow", "churn@2", chall[i])):
-            writer.submit(
-                PredictionEvent(
-                    request_id=f"r{i}", model="churn", ref=ref, role=role, inputs=[{"x": 1.0}],
-                    predictions=[float(p)], ids=None, latency_ms=1.0, degraded=False,
-                    reasons=[], event_time=t,
-                )
-            )  # fmt: skip
-        outcomes.append({"request_id": f"r{i}", "index": 0, "label": int(y[i]),
-                         "observed_at": (t + timedelta(hours=1)).isoformat()})  # fmt: skip
-    writer.flush()
-    store = OutcomeStore(root, clock=FakeClock(start=T0 + timedelta(days=days + 1)))
-    store.ingest("churn", outcomes)
+    probabilities = {"churn@1": champ, "churn@2": chall}
+    store = record_labeled(root, probabilities, y, days=days, with_index=True)
     return store, {"y": y, "champ": champ, "chall": chall}
 
 

@@ -11,12 +11,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+from typer.testing import CliRunner, Result
 
+from flotilla.cli import _records
+from flotilla.cli._groups import Groups
 from flotilla.records import PredictionEvent
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 MakeEvent = Callable[..., PredictionEvent]
+Invoke = Callable[..., Result]
+
+
+def records_cli() -> Invoke:
+    """Run a ``records``/``outcomes`` command in-process; returns click's Result."""
+    app = typer.Typer()
+    groups = Groups.create()
+    app.add_typer(groups.records, name="records")
+    app.add_typer(groups.outcomes, name="outcomes")
+    _records.register(app, groups)
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, list(args))
+
+    return run
 
 
 @pytest.fixture

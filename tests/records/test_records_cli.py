@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner, Result
 
-from conftest import MakeEvent, Run
-from flotilla.cli import _records
-from flotilla.cli._groups import Groups
+from conftest import Invoke, MakeEvent, Run, records_cli
 from flotilla.errors import ModelNotFoundError
 from flotilla.records import RecordStore, RecordWriter
 from flotilla.records._segments import list_segments
 from flotilla.settings import Settings
 from flotilla.workspace import Workspace
-
-Invoke = Callable[..., Result]
 
 
 @pytest.fixture
@@ -35,17 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def invoke(home: Path) -> Invoke:
     """Run a records/outcomes command in-process; returns click's Result."""
-    app = typer.Typer()
-    groups = Groups.create()
-    app.add_typer(groups.records, name="records")
-    app.add_typer(groups.outcomes, name="outcomes")
-    _records.register(app, groups)
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        return runner.invoke(app, list(args))
-
-    return run
+    return records_cli()
 
 
 def _records_at(root: Path, make_event: MakeEvent, now: datetime) -> None:

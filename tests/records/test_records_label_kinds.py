@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -15,12 +14,8 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import typer
-from typer.testing import CliRunner, Result
 
-from conftest import T0
-from flotilla.cli import _records
-from flotilla.cli._groups import Groups
+from conftest import T0, Invoke, records_cli
 from flotilla.errors import AliasNotFoundError
 from flotilla.gateway.outcomes_route import post_outcomes
 from flotilla.portfolio import DeploymentSpec, Portfolio, apply
@@ -233,18 +228,9 @@ def test_http_route_refuses_a_wrong_type_label(workspace: Workspace) -> None:
     assert _post(store, "nope", {"outcomes": _rows(1)}).status_code == 404
 
 
-Invoke = Callable[..., Result]
-
-
 @pytest.fixture
 def invoke(workspace: Workspace) -> Invoke:
-    app = typer.Typer()
-    groups = Groups.create()
-    app.add_typer(groups.records, name="records")
-    app.add_typer(groups.outcomes, name="outcomes")
-    _records.register(app, groups)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args))
+    return records_cli()
 
 
 def test_cli_refuses_a_wrong_type_label(

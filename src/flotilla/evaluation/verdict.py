@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -57,15 +57,7 @@ class PromotionPolicy:
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as plain data (what a comparison reports it applied)."""
-        return {
-            "min_labeled": self.min_labeled,
-            "min_days": self.min_days,
-            "metric": self.metric,
-            "margin": self.margin,
-            "alpha": self.alpha,
-            "tau": self.tau,
-            "auto": self.auto,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(
