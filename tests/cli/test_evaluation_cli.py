@@ -15,23 +15,13 @@ from typer.testing import CliRunner, Result
 from flotilla.cli._evaluation import parse_since
 from flotilla.cli.main import app
 from flotilla.errors import ConfigError
-from flotilla.portfolio import DeploymentSpec, Portfolio, apply
 from flotilla.records import OutcomeStore, PredictionEvent, RecordWriter
 from flotilla.settings import Settings
 from flotilla.testing import FakeClock
 from flotilla.workspace import Workspace
+from shadow_support import T0, deploy_churn, register_tiny
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-SIG = {"inputs": [{"name": "x", "type": "float"}], "output": {"kind": "probability"}}
-MODEL_PY = """
-class Model:
-    def __init__(self, answer=0.5):
-        self.answer = answer
-
-    def predict(self, records):
-        return [self.answer for _ in records]
-"""
 
 
 @pytest.fixture
@@ -39,23 +29,9 @@ def home(tmp_path: Path) -> Settings:
     """The CLI's home: churn@1 live with churn@2 in the shadows, and 400 labeled pairs."""
     settings = Settings(home=tmp_path / "home", actor="setup")
     ws = Workspace.open(settings)
-    code = tmp_path / "tiny_cli_model.py"
-    code.write_text(MODEL_PY)
-    for value in (0.4, 0.6):
-        ws.register(
-            "churn", flavor="python", artifact=code, entry="tiny_cli_model:Model",
-            params={"answer": value}, signature=SIG,
-        )  # fmt: skip
-    spec = DeploymentSpec.from_dict(
-        {
-            "live": "churn@1",
-            "fallbacks": [{"static": {"value": 0.5}}],
-            "shadows": [{"ref": "churn@2", "sample": 0.5}],
-            "promotion": {"min_labeled": 200, "min_days": 1, "metric": "logloss"},
-        },
-        model="churn",
-    )
-    apply(Portfolio({"churn": spec}), ws.registry, actor="setup")
+    register_tiny(ws, tmp_path, [("churn", 0.4), ("churn", 0.6)], module="tiny_cli_model")
+    policy = {"min_labeled": 200, "min_days": 1, "metric": "logloss"}
+    deploy_churn(ws, promotion=policy, sample=0.5, actor="setup")
     rng = np.random.default_rng(7)
     writer = RecordWriter(settings.records, clock=FakeClock(start=T0 + timedelta(days=3)))
     outcomes = []
