@@ -293,6 +293,23 @@ def test_onnx_one_input_per_field_with_strings(
     np.testing.assert_allclose(rt.predict(recs), sk.predict(recs), atol=1e-5)
 
 
+def test_onnx_session_runner_answers_as_inference_session_run(build: Build) -> None:
+    import onnxruntime as ort
+
+    from flotilla.runtimes.onnx import session_runner
+
+    session = ort.InferenceSession(str(build("onnx_tensor")), providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.array([[0.5, 1.5], [2.0, -1.0]], dtype=np.float32)}
+    names = [o.name for o in session.get_outputs()]
+    runner = session_runner(session, "cpu")
+    assert runner is not session.run  # the native run: no Python checks per call
+    for got, want in zip(runner(names, feed, None), session.run(names, feed), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(Exception, match="input"):  # a wrong feed still fails in ORT itself
+        runner(names, {"nope": feed[next(iter(feed))]}, None)
+    assert session_runner(session, "gpu") == session.run  # CUDA keeps the CPU fallback
+
+
 def test_onnx_gpu_without_cuda_provider_says_how_to_fall_back(
     build: Build, make_sig: MakeSig
 ) -> None:

@@ -383,8 +383,9 @@ def _hit_rate(labels: Any, predictions: Any, k: int) -> float | None:
 
 
 def models_with_records(store: RecordStore, start: datetime, end: datetime) -> list[str]:
-    """Models with prediction records in ``[start, end)``."""
-    con = store.connect()
+    """Models with prediction records in ``[start, end)`` (one view, no recovery pass, as
+    :func:`connect`)."""
+    con = store.connect(views=("predictions",), recovery=False)
     rows = con.execute(
         "SELECT DISTINCT model FROM predictions WHERE event_time >= $start AND event_time < $end",
         {"start": start, "end": end},

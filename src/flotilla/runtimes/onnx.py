@@ -23,7 +23,13 @@ from flotilla.runtimes._outputs import output_kind, to_plain_list
 from flotilla.runtimes.base import BaseRuntime, RuntimeMetadata, RuntimeSpec
 from flotilla.types import Record
 
-__all__ = ["FEATURE_NAMES_KEY", "OnnxRuntime", "make_session", "onnx_feature_names"]
+__all__ = [
+    "FEATURE_NAMES_KEY",
+    "OnnxRuntime",
+    "make_session",
+    "onnx_feature_names",
+    "session_runner",
+]
 
 FEATURE_NAMES_KEY = "feature_names"
 """Model metadata key holding a JSON list of the columns of a single 2-D input."""
@@ -73,6 +79,23 @@ def make_session(path: Path, *, device: str, label: str) -> Any:
         raise RuntimeLoadError(f"ONNX Runtime could not load {label}: {exc}") from exc
 
 
+def session_runner(
+    session: Any, device: str
+) -> Callable[[list[str], dict[str, Any], Any], list[Any]]:
+    """The callable that runs ``session``: ``run(output_names, feed, run_options)``.
+
+    For a CPU session this is the native session's own ``run`` (measured: about 1.1 us less
+    per call than ``InferenceSession.run``, whose Python checks only matter for feeds of
+    ``OrtValue`` objects, WebGPU graph capture and the CUDA-to-CPU fallback, none of which a
+    CPU session fed numpy arrays uses). Anything else, or an ONNX Runtime without that
+    attribute, goes through ``InferenceSession.run``.
+    """
+    run: Any = getattr(getattr(session, "_sess", None), "run", None)
+    if device == "cpu" and callable(run):
+        return run  # type: ignore[no-any-return]
+    return session.run  # type: ignore[no-any-return]
+
+
 def onnx_feature_names(session: Any) -> list[str] | None:
     """The ``feature_names`` metadata of the model (a JSON list), if any."""
     raw = session.get_modelmeta().custom_metadata_map.get(FEATURE_NAMES_KEY)
@@ -99,6 +122,7 @@ class OnnxRuntime(BaseRuntime):
     def __init__(self, spec: RuntimeSpec) -> None:
         super().__init__(spec)
         self._session: Any = None
+        self._run: Callable[[list[str], dict[str, Any], Any], list[Any]] | None = None
         self._plan: ColumnPlan | None = None
         self._feed: Callable[[list[Record]], dict[str, Any]] | None = None
         self._output = ""
@@ -120,6 +144,7 @@ class OnnxRuntime(BaseRuntime):
             ranks = [len(i.shape) for i in inputs]
             self._feed = lambda records: self._column_feed(records, dtypes, ranks)
         self._session = session
+        self._run = session_runner(session, self.spec.device)
         self._pick_output(session.get_outputs())
 
     def _matrix_input(self, session: Any, node: Any) -> None:
@@ -195,10 +220,10 @@ class OnnxRuntime(BaseRuntime):
         self._require_loaded()
         if not records:
             return []
-        assert self._feed is not None
+        assert self._feed is not None and self._run is not None
         feed = self._feed(records)
         try:
-            out = self._session.run([self._output], feed)[0]
+            out = self._run([self._output], feed, None)[0]
             values = self._post(out)
         except Exception as exc:
             raise PredictionError(
