@@ -62,8 +62,20 @@ for module in (
     module.register(app, groups)
 
 
+def _usage_error(exc: Exception) -> bool:
+    """Whether ``exc`` is a command-line usage error (unknown command, missing argument,
+    bad option value): click's own, or those of the click that Typer >= 0.20 vendors (its
+    ``typer._click`` classes are not ``click.ClickException`` subclasses)."""
+    return isinstance(exc, click.ClickException) or any(
+        cls.__name__ == "ClickException" for cls in type(exc).__mro__
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script; errors print one line unless ``--debug``."""
+    """Entry point of the console script; errors print one line unless ``--debug``.
+
+    Usage errors print the command's usage line and the problem, as click does, and exit 2.
+    """
     args = sys.argv[1:] if argv is None else argv
     STATE.debug = "--debug" in args
     try:
@@ -73,15 +85,15 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         sys.exit(1)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         err_console.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # an unexpected failure: one line, traceback with --debug
+        if _usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(int(exc.exit_code))  # type: ignore[attr-defined]
         if STATE.debug:
             traceback.print_exc()
         err_console.print(
