@@ -46,3 +46,32 @@ def test_the_worker_app_takes_the_shadow_options_from_serve(
         assert (mirror.deadline_s, mirror.concurrency, mirror.capacity) == (0.25, 2, 7)
     finally:
         app.stop()
+
+
+def test_an_unreachable_registry_stops_serve_before_it_starts(flotilla: Run) -> None:
+    proc = flotilla(
+        "serve", check=False, env={"FLOTILLA_DB_URL": "postgresql://postgres@127.0.0.1:1/nope"}
+    )
+    assert proc.returncode == 1
+    assert "Cannot use the registry database" in proc.stderr
+    assert "Flotilla gateway on" not in proc.stdout  # no banner for a server that never ran
+
+
+def test_serve_says_when_nothing_is_deployed(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    # uvicorn.run replaced by a no-op: only what `serve` prints before it starts is checked
+    code = (
+        "import uvicorn; uvicorn.run = lambda *a, **k: None\n"
+        "from flotilla.cli.main import main; main(['serve', '--port', '8999'])\n"
+    )
+    env = {**os.environ, "FLOTILLA_HOME": str(tmp_path / "home")}
+    env.pop("FLOTILLA_DB_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "Flotilla gateway on http://127.0.0.1:8999" in out
+    assert "No model is deployed yet" in out and "flotilla deploy PORTFOLIO.yaml" in out

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from flotilla.cli._groups import Groups
-from flotilla.cli._output import console, fail, settings
+from flotilla.cli._output import console, fail, open_workspace, settings
 
 __all__ = ["register", "serve"]
 
@@ -130,6 +130,7 @@ def serve(
     os.environ["FLOTILLA_SHADOW_DEADLINE_MS"] = str(shadow_deadline_ms)
     os.environ["FLOTILLA_SHADOW_THREADS"] = str(shadow_threads)
     os.environ["FLOTILLA_SHADOW_QUEUE"] = str(shadow_queue)
+    deployed = _deployed_models()
     metrics_dir: Path | None = None
     if workers > 1:
         metrics_dir = Path(tempfile.mkdtemp(prefix="flotilla-metrics-"))
@@ -139,6 +140,13 @@ def serve(
         f"registry {current.db_url}",
         markup=False,
     )
+    if not deployed:
+        console.print(
+            "No model is deployed yet: every predict call answers 404 until "
+            "'flotilla deploy PORTFOLIO.yaml' writes a deployment (picked up within 2 s, "
+            "no restart needed).",
+            markup=False,
+        )
     try:
         uvicorn.run(
             "flotilla.gateway.app:factory",
@@ -159,6 +167,16 @@ def serve(
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _deployed_models() -> int:
+    """How many models have a current deployment (opening the registry here also reports an
+    unreachable or unmigrated database before any worker starts)."""
+    registry = open_workspace().registry
+    try:
+        return len(registry.current_deployments())
+    finally:
+        registry.close()
 
 
 def register(app: typer.Typer, groups: Groups) -> None:
