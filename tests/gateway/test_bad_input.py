@@ -96,6 +96,21 @@ def test_unknown_model_is_404_with_the_closest_names(client: httpx.Client) -> No
     assert "'recz'" in body["error"] and "Closest: recs" in body["error"]
 
 
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/readyz", "/v1/models", "/v1/models/recs", "/metrics"]
+)
+def test_head_answers_like_get_without_a_body(client: httpx.Client, path: str) -> None:
+    # uptime checkers and some load balancers probe with HEAD
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code == 200
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.content == b""
+
+
+def test_head_of_an_unknown_model_is_404(client: httpx.Client) -> None:
+    assert client.head("/v1/models/recz").status_code == 404
+
+
 def test_routes_and_methods(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json()["ready"] is True

@@ -74,6 +74,7 @@ def test_raw_asgi_endpoint(store: IncidentStore) -> None:
     bad = client.get(INCIDENTS_PATH, params={"state": "closed"})
     assert bad.status_code == 400 and "open, acknowledged, resolved" in bad.json()["error"]
     assert client.post(INCIDENTS_PATH).status_code == 405
+    assert client.request("HEAD", INCIDENTS_PATH).status_code == 200  # the server drops the body
 
 
 def test_starlette_route(store: IncidentStore) -> None:

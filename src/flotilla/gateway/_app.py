@@ -59,6 +59,7 @@ log = logging.getLogger("flotilla.gateway")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 _PREFIX = "/v1/models/"
 _PREDICT = ":predict"
+_READ_METHODS = frozenset({"GET", "HEAD"})
 _METRICS_FLUSH_S = 1.0
 
 
@@ -270,13 +271,13 @@ class Gateway:
                     return
                 await self._predict(scope, receive, send, name[: -len(_PREDICT)])
                 return
-            if method == "GET" and name and "/" not in name:
+            if method in _READ_METHODS and name and "/" not in name:
                 await self._model(send, name)
                 return
             if name.endswith(OUTCOMES_SUFFIX) and "/" not in name[: -len(OUTCOMES_SUFFIX)]:
                 await self._outcomes(scope, receive, send, name[: -len(OUTCOMES_SUFFIX)])
                 return
-        elif method == "GET":
+        elif method in _READ_METHODS:  # uvicorn leaves the body out of a HEAD answer
             if path == "/v1/models":
                 await self._models(send)
                 return

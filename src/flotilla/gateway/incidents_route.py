@@ -49,10 +49,11 @@ def incidents_payload(store: IncidentStore, query_string: bytes | str) -> tuple[
 
 
 def incidents_endpoint(store: IncidentStore) -> ASGIApp:
-    """A raw ASGI app answering ``GET /v1/incidents`` from ``store`` (405 for other methods)."""
+    """A raw ASGI app answering ``GET /v1/incidents`` from ``store`` (``HEAD`` too: the
+    server leaves the body out; 405 for other methods)."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("method", "GET") != "GET":
+        if scope.get("method", "GET") not in ("GET", "HEAD"):
             await send_json(send, 405, {"error": "Use GET on /v1/incidents."})
             return
         status, body = await anyio.to_thread.run_sync(
