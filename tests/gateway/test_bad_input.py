@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +51,47 @@ def test_malformed_requests_are_400(client: httpx.Client, body: bytes, needle: s
     r = post(client, body)
     assert r.status_code == 400
     assert needle in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "compress",
+    [
+        lambda raw: ("gzip", gzip.compress(raw)),
+        lambda raw: ("deflate", zlib.compress(raw)),
+        lambda raw: ("GZip", gzip.compress(raw)),
+    ],
+    ids=["gzip", "deflate", "spelled-loosely"],
+)
+def test_compressed_bodies_are_read(
+    client: httpx.Client, compress: Callable[[bytes], tuple[str, bytes]]
+) -> None:
+    raw = json.dumps({"instances": [ROW, ROW]}).encode()
+    encoding, body = compress(raw)
+    r = client.post(
+        "/v1/models/recs:predict",
+        content=body,
+        headers={"content-type": "application/json", "content-encoding": encoding},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == [0.9, 0.9]
+
+
+def test_bad_compressed_bodies_say_what_is_wrong(client: httpx.Client) -> None:
+    def send(body: bytes, encoding: str) -> httpx.Response:
+        headers = {"content-type": "application/json", "content-encoding": encoding}
+        return client.post("/v1/models/recs:predict", content=body, headers=headers)
+
+    raw = json.dumps({"instances": [ROW]}).encode()
+    brotli = send(b"\x8b\x02\x80" + raw, "br")
+    assert brotli.status_code == 400
+    assert "'br' is not supported" in brotli.json()["error"] and "gzip" in brotli.json()["error"]
+    corrupt = send(b"\x1f\x8b" + b"\x00" * 30, "gzip")
+    assert corrupt.status_code == 400 and "not valid gzip data" in corrupt.json()["error"]
+    cut = send(gzip.compress(raw)[:-12], "gzip")
+    assert cut.status_code == 400 and "cut short" in cut.json()["error"]
+    # 11 MB of spaces compress to about 11 KB: a bomb stops at the limit (10 MiB here)
+    bomb = send(gzip.compress(raw[:-1] + b" " * 11_000_000 + b"}"), "gzip")
+    assert bomb.status_code == 413 and "once decompressed" in bomb.json()["error"]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -13,6 +14,8 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "UnsupportedEncoding",
+    "decode_body",
     "header",
     "parse_json",
     "read_body",
@@ -31,6 +34,39 @@ _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 class BodyTooLarge(Exception):
     """The request body is larger than the limit."""
+
+
+class UnsupportedEncoding(Exception):
+    """The request body has a ``Content-Encoding`` other than gzip or deflate."""
+
+
+_ZLIB_ENCODINGS = frozenset({b"gzip", b"x-gzip", b"deflate"})
+
+
+def decode_body(body: bytes, encoding: bytes, limit: int) -> bytes:
+    """``body`` decompressed per its ``Content-Encoding`` (gzip or deflate, at most ``limit``
+    bytes once decompressed: a small bomb cannot grow past it).
+
+    Raises:
+        UnsupportedEncoding: another encoding (``br``, ``zstd``, several at once, ...).
+        BodyTooLarge: the decompressed body is larger than ``limit``.
+        ValueError: the body is not valid data of that encoding.
+    """
+    name = encoding.strip().lower()
+    if name == b"identity":
+        return body
+    if name not in _ZLIB_ENCODINGS:
+        raise UnsupportedEncoding(name.decode("latin-1"))
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"the body is not valid {name.decode()} data ({exc})") from None
+    if len(out) > limit:
+        raise BodyTooLarge
+    if not inflater.eof:
+        raise ValueError(f"the {name.decode()} data of the body is cut short")
+    return out
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
