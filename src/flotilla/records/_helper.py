@@ -7,7 +7,8 @@ Parquet writing into a spawned child: the serving process only sends the bytes i
 
 Protocol over one duplex pipe, one message per ``send_bytes``:
 
-- ``E`` + a JSON array of encoded events: add them to the pending batch;
+- ``E`` + encoded events, one per line (orjson never writes a raw newline): add them to the
+  pending batch;
 - ``F`` + an ISO time: write the pending batch stamped ``written_at`` = that time, then answer
   ``K`` + ``{"rows": n, "bad": [message, ...]}`` or ``X`` + ``{"error": text}`` (the batch is
   discarded either way: the parent keeps its copy for a retry);
@@ -171,10 +172,10 @@ def _chunks(items: Sequence[bytes]) -> list[bytes]:
     for i, item in enumerate(items):
         size += len(item) + 1
         if size >= _CHUNK_BYTES:
-            out.append(b"E[" + b",".join(items[start : i + 1]) + b"]")
+            out.append(b"E" + b"\n".join(items[start : i + 1]))
             start, size = i + 1, 0
     if start < len(items):
-        out.append(b"E[" + b",".join(items[start:]) + b"]")
+        out.append(b"E" + b"\n".join(items[start:]))
     return out
 
 
@@ -190,8 +191,10 @@ def _serve(conn: Connection, root: str) -> None:  # pragma: no cover - runs in t
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _lower_priority()
-    from flotilla.records._schema import fields_to_table
+    from flotilla.records._encoded import EncodedConverter
     from flotilla.records._segments import write_partitioned
+
+    converter = EncodedConverter()  # DuckDB: a third of the Python conversion's CPU
 
     # Decoded batches are acyclic JSON values freed by reference counting; a collector left
     # on would rescan a whole batch many times while it is converted (twice the cost).
@@ -203,12 +206,12 @@ def _serve(conn: Connection, root: str) -> None:  # pragma: no cover - runs in t
     pending: list[bytes] = []
 
     def write(now: datetime) -> tuple[int, list[str]]:
-        items: list[Any] = []
+        items: list[bytes] = []
         for message in pending:
-            items.extend(orjson.loads(message))
+            items.extend(message.split(b"\n"))
         pending.clear()
         try:
-            table, bad = fields_to_table(items, now)
+            table, bad = converter.to_table(items, now)
             if table.num_rows:
                 write_partitioned(folder, "predictions", table, "event_time", now=now)
         finally:

@@ -194,7 +194,10 @@ def _fields_rows(fields: Any) -> list[_Row]:
     return rows
 
 
-_ROW_ERRORS = (TypeError, ValueError, AttributeError, OverflowError, orjson.JSONDecodeError)
+_ROW_ERRORS = (
+    TypeError, ValueError, AttributeError, OverflowError, KeyError, IndexError,
+    orjson.JSONDecodeError,
+)  # fmt: skip
 
 
 def fields_to_table(
