@@ -44,7 +44,9 @@ PREDICTION_SCHEMA = pa.schema(
         pa.field("feature_ages_s", pa.string()),
     ]
 )
-"""One row per (request, row index). JSON columns hold text written by ``orjson``."""
+"""One row per (request, row index). JSON columns hold minified JSON text (written by
+``orjson``, or by DuckDB in the records helper: the same values, some large floats spelled
+differently)."""
 
 OUTCOME_SCHEMA = pa.schema(
     [
