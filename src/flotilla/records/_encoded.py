@@ -1,4 +1,4 @@
-"""Encoded predictions to an Arrow table in DuckDB's JSON reader: the records helper's path.
+"""Encoded predictions to an Arrow table with DuckDB's JSON functions: the records helper's way.
 
 :func:`flotilla.records._schema.encode_prediction` turns a prediction's fields into one JSON
 array. Expanding those arrays row by row in Python (decode, build tuples, convert columns)
@@ -48,7 +48,7 @@ f AS (
         e[12] IS NOT NULL AND e[13] IS NULL AND i IS NOT NULL AND p IS NOT NULL
             AND request_id IS NOT NULL AND model IS NOT NULL AND event_time IS NOT NULL
             AND json_type(e[8]) IN ('DOUBLE', 'BIGINT', 'UBIGINT')
-            AND json_type(e[9]) = 'BOOLEAN' AS ok
+            AND json_type(e[9]) = 'BOOLEAN' AND json_type(e[10]) IN ('ARRAY', 'NULL') AS ok
     FROM e
 ),
 x AS (
@@ -71,7 +71,7 @@ SELECT request_id, k AS row,
         WHEN 'BOOLEAN' THEN CASE WHEN p[k + 1]::BOOLEAN THEN 1.0 ELSE 0.0 END
         END AS prediction_value,
     latency_ms, degraded,
-    CASE WHEN r IS NULL OR json_type(r) = 'NULL' OR r = '[]' THEN '[]' ELSE r::VARCHAR END
+    CASE WHEN json_type(r) = 'NULL' OR json_array_length(r) = 0 THEN '[]' ELSE r::VARCHAR END
         AS reasons,
     event_time, ok, k < n AS keep
 FROM x
