@@ -7,6 +7,9 @@ Run: ``.venv/bin/python bench/overhead.py [--seconds 12] [--rounds 4]``. One inv
   answer JSON; raw Starlette is itself cheaper per request than FastAPI);
 - the issue's floor, a minimal FastAPI + onnxruntime app written here, when FastAPI is
   installed (the optional ``bench`` extra), else skipped and said so;
+- the Starlette floor again with one onnxruntime thread, as Flotilla runs its models (for
+  reference, no target): onnxruntime's default thread pool busy-waits between calls, which
+  costs CPU but keeps a virtual machine's vCPUs from idling, and that shows at concurrency 1;
 - Flotilla: ``flotilla serve`` (one worker, uvloop + httptools) with the chain
   ``gbm@1 -> gbm-lite@1 -> static``, with prediction records on and off (the model's
   microsecond calls run on the event loop, as learned at load), and with
@@ -57,6 +60,7 @@ BODY = json.dumps({"instances": [ROW]})
 OUT = Path(__file__).resolve().parent / "out"
 FLOOR = "floor (starlette+onnxruntime)"
 FASTAPI_FLOOR = "floor (fastapi+onnxruntime)"
+ONE_THREAD_FLOOR = "floor (starlette+onnxruntime, 1 ORT thread)"
 
 
 def build_models(folder: Path) -> tuple[Path, Path]:
@@ -99,14 +103,19 @@ def setup_flotilla(home: Path, gbm: Path, lite: Path) -> None:
     ws.registry.put_deployment("gbm", spec, actor="bench", reason="overhead bench")
 
 
-def _floor_model(model: Path) -> Any:
+def _floor_model(model: Path, ort_threads: int | None = None) -> Any:
     """What both floor apps do per request: JSON body in, onnxruntime (its default session
-    options), JSON answer out."""
+    options, or ``ort_threads`` intra-op threads and no spinning pool), JSON answer out."""
     import numpy as np
     import onnxruntime as ort
     import orjson
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    options = None
+    if ort_threads is not None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = ort_threads
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
 
     def answer(raw: bytes) -> bytes:
@@ -118,14 +127,14 @@ def _floor_model(model: Path) -> Any:
     return answer
 
 
-def floor_app(model: Path) -> Any:
+def floor_app(model: Path, ort_threads: int | None = None) -> Any:
     """The floor app: parse JSON, run onnxruntime, answer JSON. Nothing else (Starlette)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
-    answer = _floor_model(model)
+    answer = _floor_model(model, ort_threads)
 
     async def predict(request: Request) -> Response:
         return Response(answer(await request.body()), media_type="application/json")
@@ -290,12 +299,14 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     parser.add_argument("--serve-floor", nargs=2, metavar=("PORT", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--ort-threads", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--serve-fastapi-floor", nargs=2, metavar=("PORT", "MODEL"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.serve_floor:
-        serve_app(floor_app(Path(args.serve_floor[1])), int(args.serve_floor[0]))
+        app = floor_app(Path(args.serve_floor[1]), args.ort_threads)
+        serve_app(app, int(args.serve_floor[0]))
         return
     if args.serve_fastapi_floor:
         model = Path(args.serve_fastapi_floor[1])
@@ -331,6 +342,8 @@ def main() -> None:
             servers.append((FASTAPI_FLOOR, fastapi_cmd, "/predict", True))
         else:
             results[FASTAPI_FLOOR] = "skipped: FastAPI is not installed (pip install fastapi)"
+        one_thread = [sys.executable, __file__, "--ort-threads", "1", "--serve-floor"]
+        servers.append((ONE_THREAD_FLOOR, one_thread, "/predict", True))
         servers += [
             ("flotilla (records on)", ["serve"], "/v1/models/gbm:predict", False),
             ("flotilla (records off)", ["serve", "--no-records"], "/v1/models/gbm:predict", False),
@@ -412,13 +425,14 @@ def report(console: Any, results: dict[str, Any], table_cls: Any) -> None:
     for name in failing:
         console.print(f"[red]{name} answered errors (non-2xx): left out of the ratios.[/red]")
     usable = [n for n in names if n not in failing]
-    floors = [f for f in (FLOOR, FASTAPI_FLOOR) if f in usable]
+    floors = [f for f in (FLOOR, FASTAPI_FLOOR, ONE_THREAD_FLOOR) if f in usable]
+    shorts = {FLOOR: "floor", FASTAPI_FLOOR: "fastapi floor", ONE_THREAD_FLOOR: "1-thread floor"}
     ratios = {}
     for name in usable:
         if not name.startswith("flotilla"):
             continue
         for floor in floors:
-            short = "floor" if floor == FLOOR else "fastapi floor"
+            short = shorts[floor]
             for conc in ("c1", "c32"):
                 ratios[f"{name} / {short} req/s at c{conc[1:]}"] = (
                     results[name][conc]["rps"] / results[floor][conc]["rps"]
