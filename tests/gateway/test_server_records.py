@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import signal
 import socket
@@ -159,6 +161,14 @@ def test_outcomes_route(server: tuple[str, subprocess.Popen[bytes], Settings]) -
         assert unknown.status_code == 404
         assert client.post("/v1/models/const/outcomes", content=b"[1]").status_code == 400
         assert client.get("/v1/models/const/outcomes").status_code == 405
+        zipped = client.post(  # a compressed body, as a batch uploader would send it
+            "/v1/models/const/outcomes",
+            content=gzip.compress(
+                json.dumps({"outcomes": [{"request_id": "req-2", "index": 0, "label": 1}]}).encode()
+            ),
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+        assert zipped.status_code == 200 and zipped.json()["accepted"] == 1
     time.sleep(FLUSH_S * 3)
     joined = OutcomeStore(settings.records).joined("const").to_arrow_table()
-    assert sorted(joined.column("request_id").to_pylist()) == ["req-0", "req-1"]
+    assert sorted(joined.column("request_id").to_pylist()) == ["req-0", "req-1", "req-2"]
