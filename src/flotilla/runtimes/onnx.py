@@ -73,9 +73,8 @@ def make_session(path: Path, *, device: str, label: str) -> Any:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:
         if type(exc).__name__ in ("InvalidProtobuf", "InvalidGraph", "InvalidArgument"):
-            raise FlavorError(
-                f"The artifact of {label} ({path.name}) is not a valid ONNX model: {exc}"
-            ) from exc
+            whose = path.name if label == path.name else f"of {label} ({path.name})"
+            raise FlavorError(f"The artifact {whose} is not a valid ONNX model: {exc}") from exc
         raise RuntimeLoadError(f"ONNX Runtime could not load {label}: {exc}") from exc
 
 
