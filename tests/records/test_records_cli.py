@@ -56,6 +56,9 @@ def test_query_tail_check_compact(invoke: Invoke, home: Path, make_event: MakeEv
     assert "r11" in tail and "r9" in tail and "r8" not in tail
     tail_json = json.loads(invoke("records", "tail", "echo", "-n", "2", "--json").stdout)
     assert [r["request_id"] for r in tail_json] == ["r11", "r10"]
+    none = invoke("records", "tail", "ecko").stdout  # a typo: say which models have records
+    assert "No prediction records of 'ecko' yet. Models with records: echo." in none
+    assert json.loads(invoke("records", "tail", "ecko", "--json").stdout) == []
     compacted = json.loads(invoke("records", "compact", "--model", "echo", "--json").stdout)
     assert compacted["segments_before"] == 3 and compacted["segments_after"] == 1
     assert "1 → 1 segments, 12 rows" in invoke("records", "compact").stdout  # nothing left

@@ -32,6 +32,7 @@ def test_empty_root_has_empty_views(tmp_path: Path) -> None:
     assert store.query("SELECT count(*) FROM outcomes").fetchall() == [(0,)]
     assert store.tail("churn").to_arrow_table().num_rows == 0
     assert store.check().ok
+    assert store.models() == [] and store.models("outcomes") == []
     assert not (tmp_path / "nothing-here").exists()  # readers create nothing
 
 
@@ -44,6 +45,18 @@ def test_query_is_lazy_and_sees_all_segments(tmp_path: Path, make_event: MakeEve
         {"model": "recs", "n": 8},
     ]
     assert list(relation.df()["n"]) == [7, 8]  # a relation runs again on each call
+
+
+def test_models_lists_the_models_with_records(tmp_path: Path, make_event: MakeEvent) -> None:
+    _write(tmp_path, make_event, batches=1)
+    writer = RecordWriter(tmp_path)
+    writer.submit(make_event("odd", model="a/b c"))  # a name its folder has to encode
+    writer.flush()
+    store = RecordStore(tmp_path)
+    assert store.models() == ["a/b c", "churn", "recs"]
+    assert store.models("outcomes") == []
+    with pytest.raises(ConfigError, match="predictions"):
+        store.models("labels")
 
 
 def test_tail_returns_newest_first(tmp_path: Path, make_event: MakeEvent) -> None:

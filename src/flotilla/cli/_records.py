@@ -96,9 +96,15 @@ def records_tail(
     json: bool = JSON_OPTION,
 ) -> None:
     """Show the latest prediction records of a model, newest first."""
-    table = _run(lambda: _store().tail(model, n).to_arrow_table())
+    store = _store()
+    table = _run(lambda: store.tail(model, n).to_arrow_table())
     if json:
         emit_json(table.to_pylist())
+        return
+    if not table.num_rows:
+        others = store.models("predictions")
+        known = f" Models with records: {', '.join(others)}." if others else ""
+        console.print(f"No prediction records of {model!r} yet.{known}", markup=False)
         return
     columns = ["event_time", "request_id", "row", "role", "ref", "prediction", "latency_ms"]
     columns += ["degraded", "reasons", "caller_id", "inputs"]

@@ -18,7 +18,7 @@ from flotilla.errors import ConfigError, RecordsError
 from flotilla.records._catalog import KNOWN_BAD_FILE, CorruptSegmentWarning, SegmentCatalog, recover
 from flotilla.records._compact import DEFAULT_TARGET_BYTES, CompactReport, CompactStep, compact
 from flotilla.records._schema import OUTCOME_SCHEMA, PREDICTION_SCHEMA
-from flotilla.records._segments import KINDS, active_journals, partitions
+from flotilla.records._segments import KINDS, active_journals, model_of_dir, partitions
 
 __all__ = ["CheckReport", "RecordStore"]
 
@@ -82,6 +82,10 @@ class RecordStore:
         if kind not in KINDS:
             raise ConfigError(f"The kind of records must be one of {KINDS}. Got {kind!r} instead.")
         return self._catalog.scan(kind, model).good
+
+    def models(self, kind: str = "predictions") -> list[str]:
+        """The models that have readable segments of ``kind``, sorted."""
+        return sorted({model_of_dir(path.parent.parent) for path in self.segments(kind)})
 
     def relation(
         self,
