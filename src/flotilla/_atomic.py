@@ -1,7 +1,9 @@
 """Atomic file writes: a temporary file in the target's folder, then ``os.replace``.
 
 A reader sees either the old file or the new one, never a half-written one, and a failed
-write leaves the old file as it was.
+write leaves the old file as it was. The file gets the permissions a plain ``open()`` would
+give it (an existing file keeps its own; a new one ``0o666`` less the umask), not the
+owner-only mode of the temporary file.
 """
 
 from __future__ import annotations
@@ -22,11 +24,34 @@ def write_atomic(path: str | Path, write: Callable[[str], object]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _mode_for(target: Path) -> int:
+    """The permission bits ``target`` would have if written in place."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not atomic, but brief)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
