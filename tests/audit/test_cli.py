@@ -112,3 +112,20 @@ def test_features_join(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
         str(out_path),
     )
     assert code == 1 and "--ttl" in err
+    # an output name whose format cannot be told is refused before any work, nothing written
+    wrong = tmp_path / "train.txt"
+    code, _, err = run(
+        capsys,
+        "features",
+        "join",
+        str(tmp_path / "events.csv"),
+        "--features",
+        str(tmp_path / "logins.parquet"),
+        "--entity",
+        "user",
+        "--event-time",
+        "ts",
+        "-o",
+        str(wrong),
+    )
+    assert code == 1 and "must end in .parquet or .csv" in err and not wrong.exists()

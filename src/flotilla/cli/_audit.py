@@ -127,6 +127,9 @@ def _feature_table(spec: str, written_at: str) -> Any:
     return FeatureTable(source=Path(path), written_at=written_at, prefix=prefix)
 
 
+_OUTPUT_SUFFIXES = frozenset({".parquet", ".pq", ".csv"})
+
+
 def _join_command(
     events: Path = typer.Argument(..., help="Events: a Parquet or CSV file."),
     features: list[str] = typer.Option(
@@ -149,6 +152,11 @@ def _join_command(
     """Point-in-time join: each event gets each feature's latest value written at or before it."""
     from flotilla.audit import point_in_time_join, write_table
 
+    if output.suffix.lower() not in _OUTPUT_SUFFIXES:
+        fail(
+            f"The --output file must end in .parquet or .csv (the format is taken from the "
+            f"name). Got {str(output)!r}."
+        )
     table = point_in_time_join(
         events,
         [_feature_table(spec, written_at) for spec in features],
