@@ -41,6 +41,20 @@ def test_register_show_alias_check_trail(flotilla: Run, tmp_path: Path) -> None:
     assert [m["name"] for m in listed] == ["echo"]
     check = json.loads(flotilla("models", "check", "echo@champion", "--json").stdout)
     assert check["ok"] is True
+    table = flotilla("models", "check", "echo@champion").stdout  # the terminal form too
+    assert "Conformance of echo@1" in table and "one_per_record" in table and "FAIL" not in table
+    (tmp_path / "rude.py").write_text(  # registers (it answers), but changes its input
+        "class Rude:\n    def predict(self, records):\n"
+        "        out = [r['x'] for r in records]\n"
+        "        for r in records:\n            r['x'] = -1.0\n"
+        "        return out\n"
+    )
+    rude = ["models", "register", "rude", "--flavor", "python", "--artifact"]
+    rude += [str(tmp_path / "rude.py"), "--entry", "rude:Rude", "--signature", str(sig)]
+    flotilla(*rude)
+    failed = flotilla("models", "check", "rude@1", check=False)
+    assert failed.returncode == 1
+    assert "FAIL" in failed.stdout and "input_unchanged" in failed.stdout
     trail = json.loads(flotilla("audit-trail", "--model", "echo", "--json").stdout)
     assert len(trail) >= 4
     assert "alias.set" in flotilla("audit-trail").stdout

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from flotilla.cli._groups import Groups
@@ -235,9 +236,10 @@ def models_check(
         table.add_column("check")
         table.add_column("result")
         table.add_column("detail")
-        for item in report.to_dict()["checks"]:
-            ok = item["passed"]
-            table.add_row(item["name"], "[green]pass[/]" if ok else "[red]FAIL[/]", item["message"])
+        for name in report.passed:
+            table.add_row(name, "[green]pass[/]", "")
+        for name, message in report.failed:
+            table.add_row(name, "[red]FAIL[/]", escape(message))
         console.print(table)
     if not report.ok:
         raise typer.Exit(1)
