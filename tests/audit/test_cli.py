@@ -75,57 +75,30 @@ def test_features_join(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     events.to_csv(tmp_path / "events.csv", index=False)
     logins.to_parquet(tmp_path / "logins.parquet")
     out_path = tmp_path / "out" / "train.parquet"
-    code, out, _ = run(
-        capsys,
-        "features",
-        "join",
-        str(tmp_path / "events.csv"),
-        "--features",
-        f"{tmp_path / 'logins.parquet'}:f_",
-        "--entity",
-        "user",
-        "--event-time",
-        "ts",
-        "--ttl",
-        "7d",
-        "-o",
-        str(out_path),
-        "--json",
-    )
+
+    def join(features: str, *extra: str) -> tuple[int, str, str]:
+        return run(
+            capsys,
+            "features",
+            "join",
+            str(tmp_path / "events.csv"),
+            "--features",
+            features,
+            "--entity",
+            "user",
+            "--event-time",
+            "ts",
+            *extra,
+        )
+
+    logins_path = str(tmp_path / "logins.parquet")
+    code, out, _ = join(f"{logins_path}:f_", "--ttl", "7d", "-o", str(out_path), "--json")
     assert code == 0
     assert json.loads(out)["features"] == ["f_logins"]
     assert pq.read_table(out_path).column("f_logins").to_pylist() == [1, 2, None]
-    code, _, err = run(
-        capsys,
-        "features",
-        "join",
-        str(tmp_path / "events.csv"),
-        "--features",
-        str(tmp_path / "logins.parquet"),
-        "--entity",
-        "user",
-        "--event-time",
-        "ts",
-        "--ttl",
-        "soon",
-        "-o",
-        str(out_path),
-    )
+    code, _, err = join(logins_path, "--ttl", "soon", "-o", str(out_path))
     assert code == 1 and "--ttl" in err
     # an output name whose format cannot be told is refused before any work, nothing written
     wrong = tmp_path / "train.txt"
-    code, _, err = run(
-        capsys,
-        "features",
-        "join",
-        str(tmp_path / "events.csv"),
-        "--features",
-        str(tmp_path / "logins.parquet"),
-        "--entity",
-        "user",
-        "--event-time",
-        "ts",
-        "-o",
-        str(wrong),
-    )
+    code, _, err = join(logins_path, "-o", str(wrong))
     assert code == 1 and "must end in .parquet or .csv" in err and not wrong.exists()

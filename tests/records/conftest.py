@@ -24,6 +24,16 @@ MakeEvent = Callable[..., PredictionEvent]
 Invoke = Callable[..., Result]
 
 
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh Flotilla home in the environment (SQLite, default records root, wide output)."""
+    monkeypatch.setenv("FLOTILLA_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FLOTILLA_DB_URL", raising=False)
+    monkeypatch.delenv("FLOTILLA_RECORDS_ROOT", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")
+    return tmp_path / "home"
+
+
 def records_cli() -> Invoke:
     """Run a ``records``/``outcomes`` command in-process; returns click's Result."""
     app = typer.Typer()

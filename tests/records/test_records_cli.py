@@ -17,15 +17,6 @@ from flotilla.workspace import Workspace
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLOTILLA_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FLOTILLA_DB_URL", raising=False)
-    monkeypatch.delenv("FLOTILLA_RECORDS_ROOT", raising=False)
-    monkeypatch.setenv("COLUMNS", "250")
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def invoke(home: Path) -> Invoke:
     """Run a records/outcomes command in-process; returns click's Result."""
     return records_cli()

@@ -176,12 +176,8 @@ def test_parquet_and_jsonl_labels(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+def workspace(tmp_path: Path, home: Path) -> Workspace:
     """``churn`` (probability, deployed) and ``echo`` (score, not deployed)."""
-    monkeypatch.setenv("FLOTILLA_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FLOTILLA_DB_URL", raising=False)
-    monkeypatch.delenv("FLOTILLA_RECORDS_ROOT", raising=False)
-    monkeypatch.setenv("COLUMNS", "250")
     code = tmp_path / "half.py"
     code.write_text(MODEL_PY)
     ws = Workspace.open(Settings.from_env())

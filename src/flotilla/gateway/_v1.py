@@ -58,6 +58,16 @@ def bad_request(message: str) -> RequestError:
     return RequestError(400, {"error": message})
 
 
+def _too_large(limit: int, when: str = "") -> RequestError:
+    return RequestError(
+        413,
+        {
+            "error": f"The request body is larger than the limit of {limit} bytes{when}; "
+            "send fewer rows per request."
+        },
+    )
+
+
 def _parse_encoded(raw: bytes, encoding: bytes, limit: int) -> Any:
     """The JSON of a body sent with a ``Content-Encoding`` (gzip or deflate)."""
     try:
@@ -68,13 +78,7 @@ def _parse_encoded(raw: bytes, encoding: bytes, limit: int) -> Any:
             "Send it as gzip or deflate, or uncompressed."
         ) from None
     except BodyTooLarge:
-        raise RequestError(
-            413,
-            {
-                "error": f"The request body is larger than the limit of {limit} bytes once "
-                "decompressed; send fewer rows per request."
-            },
-        ) from None
+        raise _too_large(limit, " once decompressed") from None
     except ValueError as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}.") from None
 
@@ -84,13 +88,7 @@ async def read_object(scope: Scope, receive: Receive, limit: int, example: str) 
     try:
         raw = await read_body(scope, receive, limit)
     except BodyTooLarge:
-        raise RequestError(
-            413,
-            {
-                "error": f"The request body is larger than the limit of "
-                f"{limit} bytes; send fewer rows per request."
-            },
-        ) from None
+        raise _too_large(limit) from None
     try:
         data = parse_json(raw)
     except ValueError as exc:

@@ -103,8 +103,10 @@ class EncodedConverter:
     def to_table(self, lines: Sequence[bytes], written_at: datetime) -> tuple[pa.Table, list[str]]:
         """The rows of ``lines`` (see the module docstring), stamped ``written_at``, and one
         message per line that could not be recorded."""
-        fast = [line for line in lines if line.endswith(_NO_FEATURE_TIMES)]
-        slow: list[Any] = [line for line in lines if not line.endswith(_NO_FEATURE_TIMES)]
+        fast: list[bytes] = []
+        slow: list[Any] = []
+        for line in lines:
+            (fast if line.endswith(_NO_FEATURE_TIMES) else slow).append(line)
         tables: list[pa.Table] = []
         bad: list[str] = []
         if fast:
