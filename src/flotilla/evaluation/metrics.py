@@ -109,11 +109,18 @@ def auc(y: NDArray[Any], score: NDArray[Any]) -> float:
     if classes is None:
         return math.nan
     pos, neg = classes
+    last = neg.size - 1
     twice_u = 0  # sum over positives of (negatives below) + (negatives at or below)
     for start in range(0, pos.size, _CHUNK):  # small temporaries
         part = pos[start : start + _CHUNK]
-        twice_u += int(np.searchsorted(neg, part, "left").sum())
-        twice_u += int(np.searchsorted(neg, part, "right").sum())
+        below = np.searchsorted(neg, part, "left")
+        twice_u += 2 * int(below.sum())
+        # negatives tied with a positive: only where the first one not below equals it, a
+        # second search (counting every row twice costs 20 % more on millions of rows)
+        tied = np.flatnonzero(neg[np.minimum(below, last)] == part)
+        if tied.size:
+            upto = np.searchsorted(neg, part[tied], "right")
+            twice_u += int((upto - below[tied]).sum())
     return float(twice_u / (2 * pos.size * neg.size))
 
 

@@ -146,11 +146,18 @@ def encode_prediction(fields: tuple[Any, ...]) -> bytes:
     afterwards) that the garbage collector never scans however long it waits, and that
     crosses to the helper as it is.
 
+    The bytes are copied out of orjson's result: orjson writes into a large buffer and
+    shrinks it, and keeping tens of thousands of those until the next flush cost one fresh
+    page of memory (a page fault) per record, about 3 us per record on the serving thread;
+    the right-sized copy (``bytes(bytearray(b))``, cheaper than a memoryview or a slice)
+    comes from Python's small-object allocator: about 1 us and one fault per 17 records,
+    measured with ``resource.getrusage``.
+
     Raises:
         TypeError: a value cannot be written as JSON (an integer beyond 64 bits, say); other
             objects are written as their ``str``.
     """
-    return orjson.dumps(fields, default=_default, option=_OPTS)
+    return bytes(bytearray(orjson.dumps(fields, default=_default, option=_OPTS)))
 
 
 def _fields_rows(fields: Any) -> list[_Row]:
