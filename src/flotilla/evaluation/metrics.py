@@ -116,7 +116,7 @@ def auc(y: NDArray[Any], score: NDArray[Any]) -> float:
         below = np.searchsorted(neg, part, "left")
         twice_u += 2 * int(below.sum())
         # negatives tied with a positive: only where the first one not below equals it, a
-        # second search (counting every row twice costs 20 % more on millions of rows)
+        # second search (searching twice for every row cost about 10 % more per 10M-row AUC)
         tied = np.flatnonzero(neg[np.minimum(below, last)] == part)
         if tied.size:
             upto = np.searchsorted(neg, part[tied], "right")
