@@ -17,7 +17,11 @@ writer), the same tiny model is served with ``flotilla serve --records`` and
 separate process: p99 at concurrency 1 from the Python closed-loop client (each request's own
 latency; target: records on at most 10% higher) and throughput at concurrency 32 from wrk
 when installed, else the same Python client (target: records on at least 0.9x of off). Otherwise it
-prints "skipped: gateway not integrated".
+prints "skipped: gateway not integrated". It also reads the CPU the server and its records
+helper used during each concurrency-32 phase (from ``/proc``, until the helper wrote the
+phase's last flush) and reports the median per request, records on against off: on a small
+machine where the load client shares the cores, that figure is what records cost, steadier
+than the throughput ratio.
 
 Both parts run side by side in one invocation; results also go to ``bench/out/records.json``.
 """
@@ -28,6 +32,7 @@ import argparse
 import inspect
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -42,6 +47,7 @@ from rich.table import Table
 
 OUT = Path(__file__).resolve().parent / "out"
 TARGET_RECORDS_PER_S = 50_000.0
+_SETTLE_S = 1.5
 console = Console()
 
 
@@ -142,7 +148,15 @@ def _setup(home: Path) -> None:
 
 
 def _phase(home: Path, records: bool, seconds: float) -> dict[str, Any]:
-    from _load import free_port, python_load, start_server, stop_server, summarize, wrk_load
+    from _load import (
+        free_port,
+        python_load,
+        start_server,
+        stop_server,
+        summarize,
+        tree_cpu_s,
+        wrk_load,
+    )
 
     env = {**os.environ, "FLOTILLA_HOME": str(home)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -156,9 +170,15 @@ def _phase(home: Path, records: bool, seconds: float) -> dict[str, Any]:
         warm = python_load(port, requests, concurrency=2, seconds=1.0)
         c1 = summarize(python_load(port, requests, concurrency=1, seconds=seconds))
         # throughput from wrk when installed: the Python client would take a core itself
+        before = tree_cpu_s(proc.pid)
         heavy = wrk_load(port, PATH, BODY, concurrency=32, seconds=seconds)
         if heavy is None:
             heavy = python_load(port, requests, concurrency=32, seconds=seconds)
+        # the CPU of the server and its records helper, until the helper has written the
+        # last flush of the phase (flushes come every second)
+        time.sleep(_SETTLE_S)
+        after = tree_cpu_s(proc.pid)
+        heavy["cpu_s"] = None if before is None or after is None else after - before
         c32 = summarize(heavy)
         return {
             "c1": c1,
@@ -170,10 +190,13 @@ def _phase(home: Path, records: bool, seconds: float) -> dict[str, Any]:
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Best of the rounds: the lowest p99 at c=1 and the highest throughput at c=32."""
+    """Best of the rounds: the lowest p99 at c=1 and the highest throughput at c=32; the
+    median CPU per request at c=32 over the rounds."""
+    cpu = [r["c32"]["cpu_us_per_request"] for r in runs]
     return {
         "c1": min((r["c1"] for r in runs), key=lambda x: x["p99_ms"]),
         "c32": max((r["c32"] for r in runs), key=lambda x: x["rps"]),
+        "cpu_us_per_request": None if None in cpu else statistics.median(cpu),
     }
 
 
@@ -230,6 +253,13 @@ def _report(writers: list[dict[str, Any]], gateway: dict[str, Any], pinned: str)
         f"{rps:.3f}x", ">= 0.90x",
     )  # fmt: skip
     gateway["p99_ratio"], gateway["throughput_ratio"] = p99, rps
+    cpu_off, cpu_on = off["cpu_us_per_request"], on["cpu_us_per_request"]
+    if cpu_off and cpu_on:
+        table.add_row(
+            "server + helper CPU µs/request (c=32, median)", f"{cpu_off:.1f}", f"{cpu_on:.1f}",
+            f"{cpu_on / cpu_off:.3f}x", "(what records cost)",
+        )  # fmt: skip
+        gateway["cpu_ratio"] = cpu_on / cpu_off
     console.print(table)
     written, answered = gateway["records_written"], gateway["answered_on"]
     lost = max(answered - written, 0)  # wrk does not count answers in flight at its end
